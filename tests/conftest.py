@@ -1,9 +1,11 @@
 """Shared fixtures: the real MNIST copy beside the project, and the committed model."""
 
+import io
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from app.artifacts import DEFAULT_MODEL_PATH, PROJECT_ROOT
 from app.data import MnistData, load_idx_directory
@@ -26,3 +28,9 @@ def mnist(mnist_dir: Path) -> MnistData:
 @pytest.fixture(scope="session")
 def committed_model_path() -> Path:
     return DEFAULT_MODEL_PATH
+
+
+def encode(image: Image.Image, image_format: str = "PNG", **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
