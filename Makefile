@@ -20,8 +20,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 install: $(VENV)/.runtime
 install-dev: $(VENV)/.dev
 
+# Serves the committed model on http://127.0.0.1:8000 (HOST, PORT, WORKERS, LOG_LEVEL).
 run: install
-	$(BIN)/python -m app.train --data-dir $(MNIST_DIR)
+	$(BIN)/python -m app.serve
 
 test: install-dev lint
 	$(BIN)/python -m pytest

@@ -2,13 +2,17 @@
 
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.artifacts import DEFAULT_MODEL_PATH, PROJECT_ROOT
+from app.config import Settings
 from app.data import MnistData, load_idx_directory
+from app.main import create_app
 
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", PROJECT_ROOT.parent / "shared" / "data" / "mnist"))
 
@@ -28,6 +32,13 @@ def mnist(mnist_dir: Path) -> MnistData:
 @pytest.fixture(scope="session")
 def committed_model_path() -> Path:
     return DEFAULT_MODEL_PATH
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[TestClient]:
+    """The real app with the committed model, its lifespan run by `with`."""
+    with TestClient(create_app(Settings())) as test_client:
+        yield test_client
 
 
 def encode(image: Image.Image, image_format: str = "PNG", **options: object) -> bytes:

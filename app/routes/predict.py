@@ -1,0 +1,195 @@
+"""POST /api/predict, /api/predict/batch and /api/predict/pixels."""
+
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from app.config import Settings
+from app.data import IMAGE_SIDE
+from app.inference import DenseClassifier
+from app.preprocess import Limits, PreprocessError, preprocess
+from app.schemas import (
+    BatchPrediction,
+    BatchResult,
+    ErrorResponse,
+    ImageError,
+    PixelsRequest,
+    Prediction,
+)
+from app.uploads import read_uploads
+
+INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
+
+IMAGE_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+            "image/*": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+BATCH_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                        }
+                    },
+                    "required": ["files"],
+                }
+            }
+        },
+    }
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": ErrorResponse, "description": "Body or image too large"},
+    415: {"model": ErrorResponse, "description": "Not a supported image"},
+    422: {"model": ErrorResponse, "description": "Empty drawing or malformed request"},
+}
+
+router = APIRouter(prefix="/api/predict", tags=["prediction"], responses=ERRORS)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_classifier(request: Request) -> DenseClassifier:
+    return request.app.state.classifier
+
+
+def image_limits(settings: Settings) -> Limits:
+    return Limits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
+
+
+def to_prediction(probabilities: np.ndarray, model_input: np.ndarray | None = None) -> Prediction:
+    digit = int(probabilities.argmax())
+    return Prediction(
+        digit=digit,
+        confidence=float(probabilities[digit]),
+        probabilities=probabilities.tolist(),
+        input=None
+        if model_input is None
+        else model_input.reshape(IMAGE_SIDE, IMAGE_SIDE).round(4).tolist(),
+    )
+
+
+IncludeInput = Annotated[
+    bool, Query(description="Also return the 28x28 input the model saw, as rows of floats.")
+]
+
+
+@router.post(
+    "",
+    response_model=Prediction,
+    response_model_exclude_none=True,
+    openapi_extra=IMAGE_REQUEST_BODY,
+    summary="Classify one image of a handwritten digit",
+)
+async def predict_image(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    classifier: Annotated[DenseClassifier, Depends(get_classifier)],
+    include_input: IncludeInput = False,
+) -> Prediction:
+    """PNG, JPEG, WebP, GIF or BMP, any colours: dark on light, light on dark, transparent.
+
+    `curl -F file=@digit.png http://localhost:8000/api/predict`, or the raw bytes with
+    `Content-Type: image/png`.
+    """
+    uploads = await read_uploads(request, ("file",), max_files=1)
+    if not uploads:
+        raise HTTPException(422, "multipart field 'file' with an image is missing")
+    # Decoding and resampling take a millisecond or more: off the event loop.
+    model_input = await run_in_threadpool(preprocess, uploads[0].data, image_limits(settings))
+    probabilities = classifier.predict(model_input[np.newaxis])[0]
+    return to_prediction(probabilities, model_input if include_input else None)
+
+
+def preprocess_all(images: list[bytes], limits: Limits) -> list[np.ndarray | PreprocessError]:
+    """Each image's model input, or the reason it has none."""
+    results: list[np.ndarray | PreprocessError] = []
+    for data in images:
+        try:
+            results.append(preprocess(data, limits))
+        except PreprocessError as error:
+            results.append(error)
+    return results
+
+
+@router.post(
+    "/batch",
+    response_model=BatchPrediction,
+    response_model_exclude_none=True,
+    openapi_extra=BATCH_REQUEST_BODY,
+    summary="Classify several images in one request",
+)
+async def predict_batch(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    classifier: Annotated[DenseClassifier, Depends(get_classifier)],
+    include_input: IncludeInput = False,
+) -> BatchPrediction:
+    """Multipart field `files`, repeated. One result per image, in order; an image that
+    cannot be read gets its own error without failing the others."""
+    uploads = await read_uploads(request, ("files", "file"), settings.max_batch_images)
+    if not uploads:
+        raise HTTPException(422, "multipart field 'files' with at least one image is missing")
+    inputs = await run_in_threadpool(
+        preprocess_all, [upload.data for upload in uploads], image_limits(settings)
+    )
+    valid = [model_input for model_input in inputs if isinstance(model_input, np.ndarray)]
+    # One forward pass for the whole batch.
+    probabilities = iter(classifier.predict(np.stack(valid)) if valid else ())
+    results = []
+    for upload, model_input in zip(uploads, inputs, strict=True):
+        if isinstance(model_input, PreprocessError):
+            error = ImageError(status=model_input.status_code, detail=str(model_input))
+            results.append(BatchResult(filename=upload.filename, error=error))
+        else:
+            prediction = to_prediction(next(probabilities), model_input if include_input else None)
+            results.append(BatchResult(filename=upload.filename, prediction=prediction))
+    return BatchPrediction(results=results)
+
+
+def pixels_to_input(pixels: list[float] | list[list[float]]) -> np.ndarray:
+    """Validate the count and shape of client-side pixels; (784,) float32."""
+    nested = bool(pixels) and isinstance(pixels[0], list)
+    count = sum(len(row) for row in pixels) if nested else len(pixels)
+    if count > INPUT_SIZE:
+        raise HTTPException(413, f"{count} pixels; the model takes {INPUT_SIZE} (28x28)")
+    if nested and (len(pixels) != IMAGE_SIDE or any(len(row) != IMAGE_SIDE for row in pixels)):
+        raise HTTPException(422, "pixels must be 784 numbers, or 28 rows of 28 numbers")
+    if count != INPUT_SIZE:
+        raise HTTPException(422, f"{count} pixels; the model takes {INPUT_SIZE} (28x28)")
+    return np.asarray(pixels, dtype=np.float32).reshape(INPUT_SIZE)
+
+
+@router.post(
+    "/pixels",
+    response_model=Prediction,
+    response_model_exclude_none=True,
+    summary="Classify a 28x28 input prepared by the client",
+)
+async def predict_pixels(
+    payload: PixelsRequest,
+    classifier: Annotated[DenseClassifier, Depends(get_classifier)],
+) -> Prediction:
+    """For clients that preprocess themselves: MNIST form, white (1) digit on black (0)."""
+    probabilities = classifier.predict(pixels_to_input(payload.pixels)[np.newaxis])[0]
+    return to_prediction(probabilities)
