@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
-.PHONY: run test lint format train install install-dev
+.PHONY: run test lint format train install install-dev chromium
 
 # The venv is rebuilt only when a requirements file changes.
 $(VENV)/.runtime: requirements.txt
@@ -24,7 +24,12 @@ install-dev: $(VENV)/.dev
 run: install
 	$(BIN)/python -m app.serve
 
-test: install-dev lint
+# Browser tests drive Debian's Chromium: Playwright cannot download its own browsers here.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install-dev chromium lint
 	$(BIN)/python -m pytest
 
 lint: install-dev

@@ -13,7 +13,9 @@ from app.body_limit import BodySizeLimitMiddleware
 from app.config import Settings, get_settings
 from app.errors import install_error_handlers
 from app.inference import DenseClassifier
-from app.routes import predict, status
+from app.routes import pages, predict, status
+from app.security import SecurityHeadersMiddleware
+from app.static_files import VersionedStaticFiles
 
 # Uvicorn configures its own loggers only; this one reaches its output at its log level.
 logger = logging.getLogger("uvicorn.error")
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.classifier = None
+    app.state.model_card = {}
     install_error_handlers(app)
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -57,6 +60,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type"],
         )
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.include_router(pages.router)
     app.include_router(predict.router)
     app.include_router(status.router)
+    app.state.static_files = VersionedStaticFiles()
+    app.mount("/static", app.state.static_files, name="static")
     return app
