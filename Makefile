@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
-.PHONY: run test lint format train install install-dev chromium
+.PHONY: run test lint format train install install-dev test-docker chromium
 
 # The venv is rebuilt only when a requirements file changes.
 $(VENV)/.runtime: requirements.txt
@@ -42,3 +42,7 @@ format: install-dev
 
 train: install
 	$(BIN)/python -m app.train --data-dir $(MNIST_DIR)
+
+# Builds the Docker image, runs it and checks it (BASE_IMAGE, KEEP_IMAGE=1: see the script).
+test-docker: install-dev
+	MNIST_DIR=$(MNIST_DIR) VENV_PYTHON=$(BIN)/python bash scripts/test-docker.sh
