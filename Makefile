@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
-.PHONY: run test lint format train install install-dev test-docker chromium
+.PHONY: run test lint format train evaluate install install-dev test-docker chromium
 
 # The venv is rebuilt only when a requirements file changes.
 $(VENV)/.runtime: requirements.txt
@@ -40,8 +40,17 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The served model (default preset) and the book's recipe beside it, each with its card
+# completed by the evaluation (raw and canvas-realistic accuracy).
 train: install
 	$(BIN)/python -m app.train --data-dir $(MNIST_DIR)
+	$(BIN)/python -m app.train --preset seed --data-dir $(MNIST_DIR) \
+		--output models/mnist_dense_seed.keras
+	$(MAKE) evaluate
+
+evaluate: install
+	$(BIN)/python -m app.evaluate --data-dir $(MNIST_DIR) --model models/mnist_dense.keras
+	$(BIN)/python -m app.evaluate --data-dir $(MNIST_DIR) --model models/mnist_dense_seed.keras
 
 # Builds the Docker image, runs it and checks it (BASE_IMAGE, KEEP_IMAGE=1: see the script).
 test-docker: install-dev

@@ -9,6 +9,7 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL_PATH = PROJECT_ROOT / "models" / "mnist_dense.keras"
+SEED_MODEL_PATH = PROJECT_ROOT / "models" / "mnist_dense_seed.keras"
 
 
 def model_card_path(model_path: Path) -> Path:

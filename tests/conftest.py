@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.artifacts import DEFAULT_MODEL_PATH, PROJECT_ROOT
+from app.artifacts import DEFAULT_MODEL_PATH, PROJECT_ROOT, SEED_MODEL_PATH
 from app.config import Settings
 from app.data import MnistData, load_idx_directory
 from app.main import create_app
@@ -31,7 +31,14 @@ def mnist(mnist_dir: Path) -> MnistData:
 
 @pytest.fixture(scope="session")
 def committed_model_path() -> Path:
+    """The served model: the default preset."""
     return DEFAULT_MODEL_PATH
+
+
+@pytest.fixture(scope="session")
+def committed_seed_model_path() -> Path:
+    """The book's recipe, kept for comparison."""
+    return SEED_MODEL_PATH
 
 
 @pytest.fixture(scope="session")

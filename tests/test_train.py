@@ -12,7 +12,8 @@ import pytest
 from app.artifacts import PROJECT_ROOT, model_card_path, sha256_of_file
 from app.data import MnistData, to_model_input
 
-SHORT_RUN = ["--train-samples", "6000", "--test-samples", "1000", "--epochs", "1"]
+SHORT_SEED_RUN = ["--preset", "seed", "--train-samples", "6000", "--test-samples", "1000"]
+SHORT_DEFAULT_RUN = ["--train-samples", "6000", "--test-samples", "1000", "--epochs", "2"]
 
 
 def run_training(mnist_dir: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -40,23 +41,30 @@ def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> floa
 
 
 @pytest.fixture(scope="module")
-def short_runs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Two short runs with the same seed, in separate directories."""
+def seed_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The book's recipe for one epoch on 6,000 real training images."""
+    output = tmp_path_factory.mktemp("seed") / "mnist_dense.keras"
+    return output, run_training(mnist_dir, output, *SHORT_SEED_RUN, "--epochs", "1")
+
+
+@pytest.fixture(scope="module")
+def default_runs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Two short runs of the default (augmented) preset with the same seed."""
     outputs = []
     for name in ("first", "second"):
         output = tmp_path_factory.mktemp(name) / "mnist_dense.keras"
-        outputs.append((output, run_training(mnist_dir, output, *SHORT_RUN)))
+        outputs.append((output, run_training(mnist_dir, output, *SHORT_DEFAULT_RUN)))
     return outputs
 
 
-def test_short_run_learns_real_digits(short_runs, mnist: MnistData) -> None:
-    output, _ = short_runs[0]
+def test_short_run_learns_real_digits(seed_run, mnist: MnistData) -> None:
+    output, _ = seed_run
     model = load_model(output)
     assert accuracy(model, mnist.x_test[:1000], mnist.y_test[:1000]) > 0.85
 
 
-def test_short_run_writes_model_and_card(short_runs, mnist_dir: Path) -> None:
-    output, result = short_runs[0]
+def test_short_run_writes_model_and_card(seed_run, mnist_dir: Path) -> None:
+    output, result = seed_run
     card = json.loads(model_card_path(output).read_text())
     assert card["file"] == {"name": "mnist_dense.keras", "sha256": sha256_of_file(output)}
     assert card["architecture"]["parameters"] == 784 * 512 + 512 + 512 * 10 + 10
@@ -83,16 +91,53 @@ def test_short_run_writes_model_and_card(short_runs, mnist_dir: Path) -> None:
     ]
 
 
-def test_same_seed_gives_identical_weights(short_runs) -> None:
-    (first, _), (second, _) = short_runs
+def test_same_seed_gives_identical_weights(default_runs) -> None:
+    (first, _), (second, _) = default_runs
     for a, b in zip(load_model(first).get_weights(), load_model(second).get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
-def test_committed_model_reproduces_the_book(committed_model_path: Path, mnist: MnistData):
-    model = load_model(committed_model_path)
+def test_default_preset_augments_validates_and_keeps_the_best(default_runs, mnist: MnistData):
+    output, result = default_runs[0]
+    card = json.loads(model_card_path(output).read_text())
+    training = card["training"]
+    assert training["preset"] == "default"
+    assert training["augmentation"]["max_rotation"] == 15.0
+    assert card["data"]["validation_samples"] == 500
+    assert card["data"]["train_samples"] == 5500
+    assert training["epochs_run"] == 2
+    assert training["best_epoch"] in (1, 2)
+    assert [line.split(" - ")[0] for line in result.stdout.splitlines() if "val_loss" in line] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
+    assert accuracy(load_model(output), mnist.x_test[:1000], mnist.y_test[:1000]) > 0.8
+
+
+def test_committed_seed_model_reproduces_the_book(
+    committed_seed_model_path: Path, mnist: MnistData
+) -> None:
+    model = load_model(committed_seed_model_path)
     assert accuracy(model, mnist.x_test, mnist.y_test) >= 0.978
-    card = json.loads(model_card_path(committed_model_path).read_text())
+    card = json.loads(model_card_path(committed_seed_model_path).read_text())
+    assert card["training"]["preset"] == "seed"
+    assert card["training"]["epochs"] == 5
+    assert card["training"]["optimizer"] == "rmsprop"
     assert card["evaluation"]["test_accuracy"] >= 0.978
-    assert card["file"]["sha256"] == sha256_of_file(committed_model_path)
+    assert card["file"]["sha256"] == sha256_of_file(committed_seed_model_path)
     assert card["data"]["train_samples"] == 60000
+
+
+def test_committed_default_model_is_right_on_drawings(
+    committed_model_path: Path, mnist: MnistData
+) -> None:
+    model = load_model(committed_model_path)
+    assert accuracy(model, mnist.x_test, mnist.y_test) >= 0.988
+    card = json.loads(model_card_path(committed_model_path).read_text())
+    assert card["training"]["preset"] == "default"
+    assert [layer["units"] for layer in card["architecture"]["layers"]] == [512, 10]
+    assert card["evaluation"]["test_accuracy"] >= 0.988
+    assert card["evaluation"]["canvas_accuracy"] >= 0.975
+    assert card["evaluation"]["canvas_samples"] == 10000
+    assert card["training"]["seconds"] < 600
+    assert card["file"]["sha256"] == sha256_of_file(committed_model_path)
