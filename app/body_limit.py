@@ -15,7 +15,8 @@ class BodySizeLimitMiddleware:
     """Counts body bytes as they arrive; raises RequestBodyTooLargeError past the limit.
 
     A declared Content-Length over the limit is refused before any of the body is read.
-    Paths may have their own, smaller, limits.
+    Paths may have their own, smaller, limits. (Starlette's own RequestBodyLimitMiddleware
+    answers such requests in plain text; here they get the JSON every other error gets.)
     """
 
     def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int]) -> None:

@@ -3,13 +3,20 @@
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from app.config import Settings
 from app.data import IMAGE_SIDE
 from app.inference import DenseClassifier
-from app.preprocess import Limits, PreprocessError, preprocess
+from app.preprocess import (
+    Limits,
+    PreprocessError,
+    model_input_from_image,
+    open_image,
+    preprocess,
+)
 from app.schemas import (
     BatchPrediction,
     BatchResult,
@@ -21,6 +28,8 @@ from app.schemas import (
 from app.uploads import read_uploads
 
 INPUT_SIZE = IMAGE_SIDE * IMAGE_SIDE
+# Images up to this many pixels (a 512x512 canvas) are preprocessed on the event loop.
+INLINE_MAX_PIXELS = 512 * 512
 
 IMAGE_REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
@@ -65,16 +74,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 router = APIRouter(prefix="/api/predict", tags=["prediction"], responses=ERRORS)
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` ones in its thread pool.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_classifier(request: Request) -> DenseClassifier:
+async def get_classifier(request: Request) -> DenseClassifier:
     return request.app.state.classifier
 
 
 def image_limits(settings: Settings) -> Limits:
     return Limits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
+
+
+def json_response(body: BaseModel) -> Response:
+    """Serialised by pydantic directly: FastAPI would validate the model a second time."""
+    return Response(body.model_dump_json(exclude_none=True), media_type="application/json")
 
 
 def to_prediction(probabilities: np.ndarray, model_input: np.ndarray | None = None) -> Prediction:
@@ -106,7 +121,7 @@ async def predict_image(
     settings: Annotated[Settings, Depends(get_settings)],
     classifier: Annotated[DenseClassifier, Depends(get_classifier)],
     include_input: IncludeInput = False,
-) -> Prediction:
+) -> Response:
     """PNG, JPEG, WebP, GIF or BMP, any colours: dark on light, light on dark, transparent.
 
     `curl -F file=@digit.png http://localhost:8000/api/predict`, or the raw bytes with
@@ -115,10 +130,18 @@ async def predict_image(
     uploads = await read_uploads(request, ("file",), max_files=1)
     if not uploads:
         raise HTTPException(422, "multipart field 'file' with an image is missing")
-    # Decoding and resampling take a millisecond or more: off the event loop.
-    model_input = await run_in_threadpool(preprocess, uploads[0].data, image_limits(settings))
+    data = uploads[0].data
+    image = open_image(data, image_limits(settings))  # the header only
+    if image.width * image.height <= INLINE_MAX_PIXELS:
+        # A canvas-sized image takes a millisecond or two: less than a hop to a worker
+        # thread costs, measured under load, so it is done here.
+        model_input = model_input_from_image(image, data)
+    else:
+        # A photo can take tens of milliseconds: off the event loop.
+        model_input = await run_in_threadpool(model_input_from_image, image, data)
     probabilities = classifier.predict(model_input[np.newaxis])[0]
-    return to_prediction(probabilities, model_input if include_input else None)
+    prediction = to_prediction(probabilities, model_input if include_input else None)
+    return json_response(prediction)
 
 
 def preprocess_all(images: list[bytes], limits: Limits) -> list[np.ndarray | PreprocessError]:
