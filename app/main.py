@@ -1,5 +1,6 @@
 """The FastAPI application: `create_app()` builds it; the lifespan loads the model once."""
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     classifier.predict(np.zeros((1, classifier.input_size), dtype=np.float32))
     app.state.model_card = read_model_card(settings.model_path)
     app.state.classifier = classifier
+    # Importing TensorFlow leaves about a million objects for the garbage collector to walk
+    # on every full collection, a latency spike of tens of milliseconds; none of them is ever
+    # freed, so they are moved out of its way.
+    gc.collect()
+    gc.freeze()
     logger.info(
         "Serving %s (%s)", settings.model_path, app.state.model_card.get("created", "no card")
     )

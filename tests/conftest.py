@@ -12,6 +12,7 @@ from PIL import Image
 from app.artifacts import DEFAULT_MODEL_PATH, PROJECT_ROOT, SEED_MODEL_PATH
 from app.config import Settings
 from app.data import MnistData, load_idx_directory
+from app.drawings import DrawingStyle, render_drawing
 from app.main import create_app
 
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", PROJECT_ROOT.parent / "shared" / "data" / "mnist"))
@@ -46,6 +47,12 @@ def client() -> Iterator[TestClient]:
     """The real app with the committed model, its lifespan run by `with`."""
     with TestClient(create_app(Settings())) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def seven_png(mnist: MnistData) -> bytes:
+    """A real MNIST 7 as a transparent 280x280 canvas PNG, as the browser page sends it."""
+    return render_drawing(mnist.x_test[0], DrawingStyle(background="transparent"))
 
 
 def encode(image: Image.Image, image_format: str = "PNG", **options: object) -> bytes:

@@ -16,9 +16,8 @@ from tests.test_preprocess import png_header_only
 
 
 @pytest.fixture(scope="module")
-def seven(mnist: MnistData) -> bytes:
-    """A real MNIST 7 as a transparent canvas PNG, as the browser page sends it."""
-    return render_drawing(mnist.x_test[0], DrawingStyle(background="transparent"))
+def seven(seven_png: bytes) -> bytes:
+    return seven_png
 
 
 @pytest.fixture(scope="module")
