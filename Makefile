@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
-.PHONY: run test lint format train evaluate install install-dev test-docker chromium
+.PHONY: run test lint format train evaluate bench install install-dev test-docker chromium wrk
 
 # The venv is rebuilt only when a requirements file changes.
 $(VENV)/.runtime: requirements.txt
@@ -51,6 +51,15 @@ train: install
 evaluate: install
 	$(BIN)/python -m app.evaluate --data-dir $(MNIST_DIR) --model models/mnist_dense.keras
 	$(BIN)/python -m app.evaluate --data-dir $(MNIST_DIR) --model models/mnist_dense_seed.keras
+
+# The load generator is Debian's wrk.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+# Our server against the naive baseline under wrk; writes bench/results.md.
+bench: install wrk
+	MNIST_DIR=$(MNIST_DIR) $(BIN)/python -m bench.run
 
 # Builds the Docker image, runs it and checks it (BASE_IMAGE, KEEP_IMAGE=1: see the script).
 test-docker: install-dev

@@ -1,0 +1,341 @@
+"""Serving benchmark: our server against the naive baseline, under wrk on loopback.
+
+    python -m bench.run            # or: make bench
+
+Starts each server for real (uvicorn, the committed model) on 127.0.0.1, drives
+POST /api/predict with a 280x280 canvas PNG of a real MNIST digit using wrk at several
+concurrencies, measures the per-image cost of preprocessing and of the forward pass alone,
+and writes bench/results.md, the table the README quotes. Prints whether the targets hold
+and exits 1 if one does not.
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from app.artifacts import DEFAULT_MODEL_PATH, PROJECT_ROOT
+from app.data import load_idx_directory
+from app.drawings import DrawingStyle, render_drawing
+from app.inference import DenseClassifier
+from app.preprocess import preprocess
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results.md"
+MNIST_DIR = Path(os.environ.get("MNIST_DIR", PROJECT_ROOT.parent / "shared" / "data" / "mnist"))
+DURATION_SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
+WARM_UP_SECONDS = 2
+CONCURRENCIES = (1, 8, 64)
+TARGET_SPEED_UP = 20.0
+TARGET_P99_MS = 15.0
+TARGET_SCALING = 1.5
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def canvas_png() -> tuple[bytes, int]:
+    """A real MNIST test digit drawn on a 280x280 transparent canvas, and its label."""
+    data = load_idx_directory(MNIST_DIR)
+    return render_drawing(data.x_test[0], DrawingStyle(background="transparent")), int(
+        data.y_test[0]
+    )
+
+
+def multipart_body(png: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="digit.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, boundary
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(command: list[str], env: dict[str, str]) -> Iterator[str]:
+    """Start a server, wait until it answers, yield its URL, stop it."""
+    port = free_port()
+    environment = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(port)}
+    process = subprocess.Popen(
+        [part.replace("{port}", str(port)) for part in command],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/docs", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {' '.join(command)}") from None
+                time.sleep(0.3)
+        wait_until_idle(process.pid)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its children (uvicorn's workers)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(stat.parent.name) == pid or int(fields[1]) == pid:  # fields[1]: parent pid
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def wait_until_idle(pid: int, timeout: float = 120.0) -> None:
+    """Until every worker has loaded the model: the first to answer is not the last ready,
+    and one still importing TensorFlow would take a core from the measurement."""
+    deadline = time.monotonic() + timeout
+    before = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = cpu_seconds(pid)
+        if now - before < 0.1:
+            return
+        before = now
+
+
+def post_once(url: str, body: bytes, boundary: str) -> dict:
+    request = urllib.request.Request(
+        f"{url}/api/predict",
+        data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def milliseconds(text: str) -> float:
+    if text == "inf":
+        return float("inf")
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, concurrency: int, seconds: int, body_env: dict[str, str]) -> LoadResult:
+    """wrk with one thread (the other core is the server's), latency percentiles on."""
+    command = [
+        "wrk",
+        "--threads", "1",
+        "--connections", str(concurrency),
+        "--duration", f"{seconds}s",
+        "--timeout", "10s",
+        "--latency",
+        "--script", str(BENCH_DIR / "predict.lua"),
+        f"{url}/api/predict",
+    ]  # fmt: skip
+    output = subprocess.run(
+        command, capture_output=True, text=True, check=True, env={**os.environ, **body_env}
+    ).stdout
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", output, re.MULTILINE))
+    if not percentiles:  # not one answer in time: a baseline that slow has no percentiles
+        percentiles = {"50": "inf", "99": "inf"}
+    errors = sum(
+        int(count)
+        for count in re.findall(r"(?:connect|read|write|timeout) (\d+)", output)
+        + re.findall(r"Non-2xx or 3xx responses: (\d+)", output)
+    )
+    return LoadResult(
+        requests_per_second=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        p50_ms=milliseconds(percentiles["50"]),
+        p99_ms=milliseconds(percentiles["99"]),
+        errors=errors,
+    )
+
+
+def load_test(
+    url: str, concurrencies: tuple[int, ...], body_env: dict[str, str]
+) -> dict[int, LoadResult]:
+    run_wrk(url, 8, WARM_UP_SECONDS, body_env)
+    return {c: run_wrk(url, c, DURATION_SECONDS, body_env) for c in concurrencies}
+
+
+def per_image_costs(png: bytes) -> dict[str, float]:
+    """Milliseconds per image: our preprocessing, our forward pass, Keras' model.predict."""
+    import keras  # noqa: PLC0415 - only here, after the servers have run
+
+    def mean_ms(function: object, repeat: int) -> float:
+        function()  # warm
+        started = time.perf_counter()
+        for _ in range(repeat):
+            function()
+        return (time.perf_counter() - started) / repeat * 1000
+
+    model_input = preprocess(png)[np.newaxis]
+    classifier = DenseClassifier.load(DEFAULT_MODEL_PATH)
+    model = keras.saving.load_model(DEFAULT_MODEL_PATH)
+    return {
+        "preprocess": mean_ms(lambda: preprocess(png), 500),
+        "forward_numpy": mean_ms(lambda: classifier.predict(model_input), 5000),
+        "forward_keras_predict": mean_ms(lambda: model.predict(model_input, verbose=0), 50),
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = re.findall(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(), re.MULTILINE)
+        cpu = names[0] if names else cpu
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def row(name: str, concurrency: int, result: LoadResult) -> str:
+    return (
+        f"| {name} | {concurrency} | {result.requests_per_second:,.0f} | "
+        f"{result.p50_ms:.1f} | {result.p99_ms:.1f} | {result.errors} |"
+    )
+
+
+def report(
+    *,
+    ours: dict[int, LoadResult],
+    naive: dict[int, LoadResult],
+    two_workers: dict[int, LoadResult],
+    costs: dict[str, float],
+    answers: dict[str, int],
+    label: int,
+) -> tuple[str, list[tuple[str, bool]]]:
+    speed_up = ours[8].requests_per_second / naive[8].requests_per_second
+    scaling = two_workers[8].requests_per_second / ours[8].requests_per_second
+    targets = [
+        (
+            f"1 worker, concurrency 8: {speed_up:.1f}x the naive baseline (target >= "
+            f"{TARGET_SPEED_UP:.0f}x)",
+            speed_up >= TARGET_SPEED_UP,
+        ),
+        (
+            f"1 worker, concurrency 8: p99 {ours[8].p99_ms:.1f} ms "
+            f"(target < {TARGET_P99_MS:.0f} ms)",
+            ours[8].p99_ms < TARGET_P99_MS,
+        ),
+        (
+            f"errors: {sum(r.errors for r in (*ours.values(), *two_workers.values()))} (target 0)",
+            all(r.errors == 0 for r in (*ours.values(), *two_workers.values())),
+        ),
+        (
+            f"2 workers / 1 worker at concurrency 8: {scaling:.2f}x (target >= {TARGET_SCALING}x)",
+            scaling >= TARGET_SCALING,
+        ),
+    ]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` on {machine()}.",
+        f"`POST /api/predict` with a 280x280 canvas PNG of an MNIST {label} (transparent",
+        f"background, multipart upload), wrk on 127.0.0.1, {DURATION_SECONDS} s per row, after a",
+        f"{WARM_UP_SECONDS} s warm-up; servers started with uvicorn, log level warning.",
+        "",
+        "| Server | Concurrency | Requests/s | p50 ms | p99 ms | Errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *(row("Digit Canvas, 1 worker", c, r) for c, r in ours.items()),
+        *(row("Digit Canvas, 2 workers", c, r) for c, r in two_workers.items()),
+        *(row("naive baseline, 1 worker", c, r) for c, r in naive.items()),
+        "",
+        f"- Throughput, ours / naive, 1 worker: {speed_up:.0f}x at concurrency 8, "
+        f"{ours[1].requests_per_second / naive[1].requests_per_second:.0f}x at 1, "
+        f"{ours[64].requests_per_second / naive[64].requests_per_second:.0f}x at 64.",
+        f"- Scaling, 2 workers / 1 worker: {scaling:.2f}x at concurrency 8, "
+        f"{two_workers[64].requests_per_second / ours[64].requests_per_second:.2f}x at 64.",
+        f"- Per image, in one process: preprocessing {costs['preprocess']:.2f} ms, forward "
+        f"pass {costs['forward_numpy'] * 1000:.0f} us in NumPy against "
+        f"{costs['forward_keras_predict']:.1f} ms for Keras' `model.predict` "
+        f"({costs['forward_keras_predict'] / costs['forward_numpy']:.0f}x).",
+        f"- The answer for this drawing of a {label}: ours {answers['ours']}, naive "
+        f"{answers['naive']} (it flattens the transparent canvas to black).",
+        "",
+        "Targets:",
+        "",
+        *(f"- {'met' if met else 'MISSED'}: {text}" for text, met in targets),
+        "",
+    ]
+    return "\n".join(lines), targets
+
+
+def main() -> int:
+    if shutil.which("wrk") is None:
+        print("error: wrk not found; `make bench` installs Debian's wrk", file=sys.stderr)
+        return 2
+    png, label = canvas_png()
+    body, boundary = multipart_body(png)
+    with tempfile.NamedTemporaryFile(suffix=".multipart") as body_file:
+        body_file.write(body)
+        body_file.flush()
+        body_env = {"BENCH_BODY": body_file.name, "BENCH_BOUNDARY": boundary}
+        quiet = {"LOG_LEVEL": "warning"}
+        ours_command = [sys.executable, "-m", "app.serve"]
+        naive_command = [
+            *(sys.executable, "-m", "uvicorn", "bench.naive_server:app"),
+            *("--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"),
+        ]
+        answers = {}
+        with running_server(ours_command, {**quiet, "WORKERS": "1"}) as url:
+            answers["ours"] = post_once(url, body, boundary)["digit"]
+            print("Digit Canvas, 1 worker ...", flush=True)
+            ours = load_test(url, CONCURRENCIES, body_env)
+        with running_server(ours_command, {**quiet, "WORKERS": "2"}) as url:
+            print("Digit Canvas, 2 workers ...", flush=True)
+            two_workers = load_test(url, (8, 64), body_env)
+        with running_server(naive_command, quiet) as url:
+            answers["naive"] = post_once(url, body, boundary)["digit"]
+            print("naive baseline ...", flush=True)
+            naive = load_test(url, CONCURRENCIES, body_env)
+    costs = per_image_costs(png)
+    text, targets = report(
+        ours=ours,
+        naive=naive,
+        two_workers=two_workers,
+        costs=costs,
+        answers=answers,
+        label=label,
+    )
+    RESULTS.write_text(text)
+    print(text)
+    print(f"written to {RESULTS.relative_to(PROJECT_ROOT)}")
+    return 0 if all(met for _, met in targets) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
