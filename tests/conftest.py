@@ -2,7 +2,14 @@
 
 import io
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,6 +60,39 @@ def client() -> Iterator[TestClient]:
 def seven_png(mnist: MnistData) -> bytes:
     """A real MNIST 7 as a transparent 280x280 canvas PNG, as the browser page sends it."""
     return render_drawing(mnist.x_test[0], DrawingStyle(background="transparent"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def running_server(**settings: str) -> Iterator[str]:
+    """`python -m app.serve` on a free port, as `make run` starts it; yields its URL once the
+    model is loaded, and checks that it shuts down cleanly."""
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.serve"], cwd=PROJECT_ROOT, env={**env, **settings}
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=5):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the server did not become ready")
+                time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        # uvicorn shuts down, then re-raises SIGTERM so the exit status tells why it ended.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 def encode(image: Image.Image, image_format: str = "PNG", **options: object) -> bytes:

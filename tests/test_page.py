@@ -2,10 +2,6 @@
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +12,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 
 from app.artifacts import PROJECT_ROOT
 from app.data import MnistData
-from tests.conftest import encode
+from tests.conftest import encode, running_server
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
@@ -30,37 +26,17 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# CI machines are shared: give the page time to answer before an expectation fails.
+expect.set_options(timeout=15_000)
+
 ONE = [[(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)]]
 SEVEN = [[(0.28, 0.22), (0.5, 0.21), (0.72, 0.22), (0.62, 0.45), (0.52, 0.65), (0.45, 0.82)]]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    """`python -m app.serve` on a free port, as `make run` starts it."""
-    port = free_port()
-    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning"}
-    server = subprocess.Popen([sys.executable, "-m", "app.serve"], cwd=PROJECT_ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                pytest.fail("the server did not become ready")
-            time.sleep(0.3)
-    yield url
-    server.terminate()
-    server.wait(timeout=20)
+    with running_server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
