@@ -10,7 +10,8 @@ One more step makes drawings from any brush look like MNIST: pen width. A thin p
 canvas shrinks to faint hairlines, a marker to blobs, and a Dense network trained on MNIST
 misreads both. Stroke width is measured as 2 x area / perimeter of the strokes, in MNIST
 pixels; MNIST's own training digits measure 1.6 to 3.7 (5th to 95th percentile). Strokes
-outside that range are dilated or eroded, at four times MNIST's scale, to its nearest end.
+outside that range are dilated or eroded, at four to eight times MNIST's scale, to its
+nearest end.
 """
 
 import io
