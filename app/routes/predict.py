@@ -84,6 +84,10 @@ async def get_classifier(request: Request) -> DenseClassifier:
     return request.app.state.classifier
 
 
+SettingsDependency = Annotated[Settings, Depends(get_settings)]
+ClassifierDependency = Annotated[DenseClassifier, Depends(get_classifier)]
+
+
 def image_limits(settings: Settings) -> Limits:
     return Limits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
 
@@ -119,8 +123,8 @@ IncludeInput = Annotated[
 )
 async def predict_image(
     request: Request,
-    settings: Annotated[Settings, Depends(get_settings)],
-    classifier: Annotated[DenseClassifier, Depends(get_classifier)],
+    settings: SettingsDependency,
+    classifier: ClassifierDependency,
     include_input: IncludeInput = False,
 ) -> Response:
     """PNG, JPEG, WebP, GIF or BMP, any colours: dark on light, light on dark, transparent.
@@ -165,8 +169,8 @@ def preprocess_all(images: list[bytes], limits: Limits) -> list[np.ndarray | Pre
 )
 async def predict_batch(
     request: Request,
-    settings: Annotated[Settings, Depends(get_settings)],
-    classifier: Annotated[DenseClassifier, Depends(get_classifier)],
+    settings: SettingsDependency,
+    classifier: ClassifierDependency,
     include_input: IncludeInput = False,
 ) -> BatchPrediction:
     """Multipart field `files`, repeated. One result per image, in order; an image that
@@ -212,7 +216,7 @@ def pixels_to_input(pixels: list[float] | list[list[float]]) -> np.ndarray:
 )
 async def predict_pixels(
     payload: PixelsRequest,
-    classifier: Annotated[DenseClassifier, Depends(get_classifier)],
+    classifier: ClassifierDependency,
 ) -> Prediction:
     """For clients that preprocess themselves: MNIST form, white (1) digit on black (0)."""
     probabilities = classifier.predict(pixels_to_input(payload.pixels)[np.newaxis])[0]
