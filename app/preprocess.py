@@ -225,9 +225,8 @@ def ink_image(image: Image.Image) -> np.ndarray:
     return np.take(np.round(ink * 255).astype(np.uint8), pixels)
 
 
-def stroke_bounds(ink: np.ndarray, level: float = STROKE_LEVEL) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right), end-exclusive, of the pixels above `level`: the strokes."""
-    strokes = ink > level
+def stroke_bounds(strokes: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right), end-exclusive, of the True pixels of a stroke mask."""
     rows = np.flatnonzero(strokes.any(axis=1))
     columns = np.flatnonzero(strokes.any(axis=0))
     return int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1
@@ -235,10 +234,10 @@ def stroke_bounds(ink: np.ndarray, level: float = STROKE_LEVEL) -> tuple[int, in
 
 def ink_stroke_bounds(ink: np.ndarray) -> tuple[int, int, int, int]:
     """Stroke bounds of 8-bit ink; too few stroke pixels are no digit."""
-    level = STROKE_LEVEL * 255
-    if np.count_nonzero(ink > level) < max(4, MIN_INK_SHARE * ink.size):
+    strokes = ink > STROKE_LEVEL * 255
+    if np.count_nonzero(strokes) < max(4, MIN_INK_SHARE * ink.size):
         raise EmptyDrawingError("the drawing is empty or too faint to be a digit")
-    return stroke_bounds(ink, level)
+    return stroke_bounds(strokes)
 
 
 def resample_to_fine_scale(
@@ -329,7 +328,7 @@ def normalize_stroke_width(fine: np.ndarray, digit_size: int) -> np.ndarray:
 
 def fit_to_mnist_field(ink: np.ndarray) -> np.ndarray:
     """Scale the strokes' box to 20 pixels on its longer side, centred by mass in 28x28."""
-    top, bottom, left, right = stroke_bounds(ink)
+    top, bottom, left, right = stroke_bounds(ink > STROKE_LEVEL)
     height, width = bottom - top, right - left
     scale = DIGIT_BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
