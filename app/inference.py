@@ -45,8 +45,6 @@ class DenseClassifier:
         layers = []
         for layer in model.layers:
             kind = type(layer).__name__
-            if kind == "Dropout":
-                continue  # the identity at inference
             activation = getattr(getattr(layer, "activation", None), "__name__", None)
             if kind != "Dense" or activation not in ACTIVATIONS:
                 raise UnsupportedModelError(
