@@ -1,32 +1,127 @@
-"""The server entry point: settings from the environment, several workers, TCP_NODELAY."""
+"""The server entry point with several workers: each has its own socket, the kernel spreads
+connections over them, a worker that dies is replaced, and a port in use fails fast."""
 
 import http.client
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from app.serve import TcpNoDelayConfig
+import pytest
+
+from app.artifacts import PROJECT_ROOT
+from app.workers import listening_socket
 from tests.conftest import free_port, running_server
 
-
-def test_workers_listen_on_a_socket_marked_tcp() -> None:
-    # asyncio sets TCP_NODELAY on accepted connections only when the listener says IPPROTO_TCP;
-    # uvicorn's own bind_socket() leaves it 0 (uvicorn #3149).
-    config = TcpNoDelayConfig("app.main:create_app", factory=True, port=free_port(), workers=2)
-    listener = config.bind_socket()
-    try:
-        assert listener.proto == socket.IPPROTO_TCP
-        assert listener.getsockname()[1] == config.port
-    finally:
-        listener.close()
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
 
 
-def test_two_workers_serve_keep_alive_requests(seven_png: bytes) -> None:
+def tcp_sockets(port: int, state: str) -> set[int]:
+    """Inodes of the IPv4 TCP sockets in `state` whose local port is `port`."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            inodes.add(int(fields[9]))
+    return inodes
+
+
+def owners(inodes: set[int]) -> dict[int, int]:
+    """How many of these sockets each process holds, by pid."""
+    counts: dict[int, int] = {}
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        try:
+            match = re.fullmatch(r"socket:\[(\d+)\]", str(fd.readlink()))
+        except OSError:
+            continue  # the process or descriptor went away meanwhile
+        if match and int(match.group(1)) in inodes:
+            pid = int(fd.parent.parent.name)
+            counts[pid] = counts.get(pid, 0) + 1
+    return counts
+
+
+def test_workers_listen_on_tcp_sockets_that_share_a_port() -> None:
+    port = free_port()
+    with listening_socket("127.0.0.1", port, 16) as one, listening_socket("127.0.0.1", port, 16):
+        # asyncio sets TCP_NODELAY on accepted connections only when the listener says
+        # IPPROTO_TCP; a socket made with protocol 0 makes each keep-alive request wait ~40 ms.
+        assert one.proto == socket.IPPROTO_TCP
+
+
+def predict(connection: http.client.HTTPConnection, png: bytes) -> int:
+    connection.request("POST", "/api/predict", body=png, headers={"Content-Type": "image/png"})
+    response = connection.getresponse()
+    assert response.status == 200
+    return int(re.search(rb'"digit":(\d)', response.read()).group(1))
+
+
+def test_connections_opened_together_are_spread_over_both_workers(seven_png: bytes) -> None:
     with running_server(WORKERS="2") as url:
-        # One connection, several requests: keep-alive works and every answer is right.
-        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
-        for _ in range(5):
-            connection.request(
-                "POST", "/api/predict", body=seven_png, headers={"Content-Type": "image/png"}
-            )
-            response = connection.getresponse()
-            assert response.status == 200
-            assert b'"digit":7' in response.read()
+        port = int(url.rsplit(":", 1)[1])
+        workers = owners(tcp_sockets(port, LISTEN))
+        assert len(workers) == 2 and set(workers.values()) == {1}  # a socket of its own each
+
+        # 16 keep-alive connections, as a browser or a load generator opens them at once.
+        connections = [
+            http.client.HTTPConnection(url.removeprefix("http://"), timeout=30) for _ in range(16)
+        ]
+        for connection in connections:
+            connection.connect()
+        answers = [predict(connection, seven_png) for connection in connections for _ in "ab"]
+        assert answers == [7] * 32  # two requests on each connection: keep-alive works
+
+        # All 16 on one worker would happen by chance once in 32,768 runs.
+        served = owners(tcp_sockets(port, ESTABLISHED) - tcp_sockets(port, LISTEN))
+        served = {pid: count for pid, count in served.items() if pid in workers}
+        assert set(served) == set(workers), served
+        assert sum(served.values()) == 16
+        for connection in connections:
+            connection.close()
+
+
+def test_a_worker_that_dies_is_replaced_while_the_other_serves(seven_png: bytes) -> None:
+    with running_server(WORKERS="2") as url:
+        port = int(url.rsplit(":", 1)[1])
+        first, second = owners(tcp_sockets(port, LISTEN))
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        # Connections queued at the killed worker's socket die with it; later ones do not.
+        while first in owners(tcp_sockets(port, LISTEN)):
+            assert time.monotonic() < deadline, "the killed worker still listens"
+            time.sleep(0.05)
+
+        while True:
+            # Each request on a new connection: the kernel sends it to a live worker.
+            connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+            assert predict(connection, seven_png) == 7
+            connection.close()
+            workers = set(owners(tcp_sockets(port, LISTEN)))
+            if len(workers) == 2:
+                break
+            assert time.monotonic() < deadline, "no worker replaced the one that died"
+            time.sleep(0.5)
+        assert second in workers and first not in workers
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_port_in_use_fails_fast_with_a_clear_message(workers: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", free_port()))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": workers}
+        result = subprocess.run(
+            [sys.executable, "-m", "app.serve"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 3  # uvicorn's status for a failed start-up
+    assert "in use" in result.stderr
