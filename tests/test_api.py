@@ -40,6 +40,17 @@ def test_predict_multipart_file(client: TestClient, seven: bytes) -> None:
     assert "input" not in response.json()
 
 
+def test_other_form_fields_beside_the_file_are_ignored(client: TestClient, seven: bytes) -> None:
+    # An HTML form or a script may send more than the image: text fields, other files.
+    response = client.post(
+        "/api/predict",
+        data={"note": "my seven", "file_name": "x"},
+        files={"thumbnail": ("t.png", b"not read"), "file": ("seven.png", seven, "image/png")},
+    )
+    assert response.status_code == 200, response.text
+    assert_prediction(response.json(), 7)
+
+
 def test_predict_raw_body(client: TestClient, two: bytes) -> None:
     response = client.post("/api/predict", content=two, headers={"Content-Type": "image/png"})
     assert response.status_code == 200
@@ -200,6 +211,20 @@ HOSTILE = {
             "content": b"--b\r\nContent-Type: text/plain\r\n\r\nno name\r\n--b--\r\n",
             "headers": {"Content-Type": "multipart/form-data; boundary=b"},
         },
+        422,
+    ),
+    "multipart field name not UTF-8": (
+        "/api/predict",
+        {
+            "content": b'--b\r\nContent-Disposition: form-data; name="\xff"; filename="a"\r\n'
+            b"\r\nx\r\n--b--\r\n",
+            "headers": {"Content-Type": "multipart/form-data; boundary=b"},
+        },
+        422,
+    ),
+    "multipart without a boundary": (
+        "/api/predict",
+        {"content": b"--b--\r\n", "headers": {"Content-Type": "multipart/form-data"}},
         422,
     ),
     "two files for one": (
