@@ -1,7 +1,10 @@
-"""The server entry point with several workers: each has its own socket, the kernel spreads
-connections over them, a worker that dies is replaced, and a port in use fails fast."""
+"""The server as `make run` starts it: several workers each with its own socket, the kernel
+spreading connections over them, a worker that dies replaced, a port in use failing fast,
+and a large upload read whole."""
 
 import http.client
+import io
+import json
 import os
 import re
 import signal
@@ -11,11 +14,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from app.artifacts import PROJECT_ROOT
+from app.data import MnistData
+from app.drawings import DrawingStyle, render_drawing
 from app.workers import listening_socket
-from tests.conftest import free_port, running_server
+from tests.conftest import encode, free_port, running_server
+
+LARGE_PHOTO = DrawingStyle(canvas_size=(2000, 2000), digit_height=1200)
 
 LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
 
@@ -105,6 +114,32 @@ def test_a_worker_that_dies_is_replaced_while_the_other_serves(seven_png: bytes)
             assert time.monotonic() < deadline, "no worker replaced the one that died"
             time.sleep(0.5)
         assert second in workers and first not in workers
+
+
+def test_a_large_photo_arrives_in_many_chunks_and_is_read_whole(mnist: MnistData) -> None:
+    # A 2000x2000 photo of paper (grain of +-12 levels) reaches the app in several chunks;
+    # the multipart parser must join them, and the preprocessing runs off the event loop.
+    drawing = Image.open(io.BytesIO(render_drawing(mnist.x_test[0], LARGE_PHOTO))).convert("L")
+    grain = np.random.default_rng(0).integers(-12, 13, (2000, 2000))
+    photo = np.clip(np.asarray(drawing, dtype=np.int64) + grain, 0, 255).astype(np.uint8)
+    png = encode(Image.fromarray(photo))
+    assert len(png) > 1_500_000  # uvicorn passes it on a socket read (at most 256 kB) at a time
+    with running_server() as url:
+        connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=60)
+        boundary = "photo-boundary"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.png"\r\n'
+                "Content-Type: image/png\r\n\r\n"
+            ).encode()
+            + png
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        connection.request("POST", "/api/predict", body=body, headers=headers)
+        response = connection.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["digit"] == 7
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])
