@@ -28,33 +28,37 @@ CHECK_INTERVAL_SECONDS = 0.5
 STOP_MARGIN_SECONDS = 5
 
 
-def listening_socket(host: str, port: int, backlog: int) -> socket.socket:
-    """A TCP socket listening on host:port beside the other workers' sockets."""
+def worker_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port beside the other workers' sockets, not yet listening.
+
+    uvicorn starts listening on it once the application has started: the kernel sends no
+    connection to a worker that is still loading the model, as it would to a socket that
+    listened from the start (a replacement worker takes seconds to load TensorFlow).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # The protocol is named, not left 0: asyncio sets TCP_NODELAY on accepted connections only
     # when the listener says IPPROTO_TCP; without it every keep-alive request waits ~40 ms on
     # the client's delayed ACK (uvicorn #3149).
-    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    bound = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        listener.bind((host, port))
-        listener.listen(backlog)
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        bound.bind((host, port))
     except OSError:
-        listener.close()
+        bound.close()
         raise
-    return listener
+    return bound
 
 
 def serve_worker(config: uvicorn.Config) -> None:
     """A worker process: its own socket, then uvicorn's server until SIGTERM or SIGINT."""
     config.configure_logging()
     try:
-        listener = listening_socket(config.host, config.port, config.backlog)
+        bound = worker_socket(config.host, config.port)
     except OSError as error:
         logger.error("cannot listen on %s:%d: %s", config.host, config.port, error)
         raise SystemExit(STARTUP_FAILURE) from None
-    uvicorn.Server(config).run(sockets=[listener])
+    uvicorn.Server(config).run(sockets=[bound])
 
 
 def port_is_free(host: str, port: int) -> bool:

@@ -21,7 +21,7 @@ from PIL import Image
 from app.artifacts import PROJECT_ROOT
 from app.data import MnistData
 from app.drawings import DrawingStyle, render_drawing
-from app.workers import listening_socket
+from app.workers import worker_socket
 from tests.conftest import encode, free_port, running_server
 
 LARGE_PHOTO = DrawingStyle(canvas_size=(2000, 2000), digit_height=1200)
@@ -53,12 +53,30 @@ def owners(inodes: set[int]) -> dict[int, int]:
     return counts
 
 
-def test_workers_listen_on_tcp_sockets_that_share_a_port() -> None:
+def test_worker_sockets_are_tcp_and_share_a_port() -> None:
     port = free_port()
-    with listening_socket("127.0.0.1", port, 16) as one, listening_socket("127.0.0.1", port, 16):
+    with worker_socket("127.0.0.1", port) as one, worker_socket("127.0.0.1", port) as two:
         # asyncio sets TCP_NODELAY on accepted connections only when the listener says
         # IPPROTO_TCP; a socket made with protocol 0 makes each keep-alive request wait ~40 ms.
-        assert one.proto == socket.IPPROTO_TCP
+        assert one.proto == two.proto == socket.IPPROTO_TCP
+        # Bound but not listening, the second gets no connection: none is queued for a
+        # worker still starting. (Were both listening, about half would go to each.)
+        one.listen()
+        one.settimeout(5)
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
+        accepted = [one.accept()[0] for _ in clients]
+        for connection in accepted + clients:
+            connection.close()
+
+
+def listening_workers(port: int, count: int) -> dict[int, int]:
+    """The processes listening on `port`, once there are `count` of them: a worker starts
+    listening when it has loaded the model, one may answer before the other is ready."""
+    deadline = time.monotonic() + 120
+    while len(workers := owners(tcp_sockets(port, LISTEN))) < count:
+        assert time.monotonic() < deadline, f"{len(workers)} of {count} workers listen"
+        time.sleep(0.2)
+    return workers
 
 
 def predict(connection: http.client.HTTPConnection, png: bytes) -> int:
@@ -71,8 +89,8 @@ def predict(connection: http.client.HTTPConnection, png: bytes) -> int:
 def test_connections_opened_together_are_spread_over_both_workers(seven_png: bytes) -> None:
     with running_server(WORKERS="2") as url:
         port = int(url.rsplit(":", 1)[1])
-        workers = owners(tcp_sockets(port, LISTEN))
-        assert len(workers) == 2 and set(workers.values()) == {1}  # a socket of its own each
+        workers = listening_workers(port, 2)
+        assert set(workers.values()) == {1}  # a socket of its own each
 
         # 16 keep-alive connections, as a browser or a load generator opens them at once.
         connections = [
@@ -95,7 +113,7 @@ def test_connections_opened_together_are_spread_over_both_workers(seven_png: byt
 def test_a_worker_that_dies_is_replaced_while_the_other_serves(seven_png: bytes) -> None:
     with running_server(WORKERS="2") as url:
         port = int(url.rsplit(":", 1)[1])
-        first, second = owners(tcp_sockets(port, LISTEN))
+        first, second = listening_workers(port, 2)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 120
         # Connections queued at the killed worker's socket die with it; later ones do not.
