@@ -132,9 +132,9 @@ class WorkerPool:
         for worker in self.workers:
             if worker.is_alive():
                 worker.terminate()  # SIGTERM: uvicorn finishes the requests in flight
-        deadline = self.config.timeout_graceful_shutdown or 0
+        grace = (self.config.timeout_graceful_shutdown or 0) + STOP_MARGIN_SECONDS
         for worker in self.workers:
-            worker.join(deadline + STOP_MARGIN_SECONDS)
+            worker.join(grace)
             if worker.is_alive():
                 logger.warning("worker [%d] did not stop in time; killing it", worker.pid)
                 worker.kill()

@@ -1,6 +1,6 @@
 """The server as `make run` starts it: several workers each with its own socket, the kernel
-spreading connections over them, a worker that dies replaced, a port in use failing fast,
-and a large upload read whole."""
+spreading connections over them, a worker that dies replaced, a port in use or a missing
+model failing fast, and a large upload read whole."""
 
 import http.client
 import io
@@ -180,3 +180,26 @@ def test_a_port_in_use_fails_fast_with_a_clear_message(workers: str) -> None:
         )
     assert result.returncode == 3  # uvicorn's status for a failed start-up
     assert "in use" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_missing_model_stops_the_server_with_a_clear_message(workers: str) -> None:
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "WORKERS": workers,
+        "DIGIT_CANVAS_MODEL_PATH": "/nonexistent/model.keras",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "app.serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # Not a worker restarted forever: the supervisor stops when a worker cannot start.
+    assert result.returncode == 3
+    assert "/nonexistent/model.keras" in result.stderr
