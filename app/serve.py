@@ -1,5 +1,6 @@
 """Run the server: `python -m app.serve` (host, port, workers and log level from settings)."""
 
+import os
 import sys
 
 import uvicorn
@@ -10,6 +11,10 @@ from app.workers import WorkerPool
 
 
 def main() -> None:
+    # The server reads the model's weights with Keras and runs the network in NumPy, so
+    # TensorFlow's oneDNN kernels never run; off, they no longer print two lines of warnings
+    # at every start. (Training keeps them: `python -m app.train` does not come here.)
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     settings = get_settings()
     config = uvicorn.Config(
         "app.main:create_app",

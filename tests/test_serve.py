@@ -203,3 +203,27 @@ def test_a_missing_model_stops_the_server_with_a_clear_message(workers: str) -> 
     # Not a worker restarted forever: the supervisor stops when a worker cannot start.
     assert result.returncode == 3
     assert "/nonexistent/model.keras" in result.stderr
+
+
+def test_the_start_up_log_has_no_warnings() -> None:
+    # What an operator reads at every start: uvicorn's lines, not TensorFlow's chatter.
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "info"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.serve"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    try:
+        for line in server.stderr:
+            lines.append(line)
+            if "Application startup complete" in line:
+                break
+    finally:
+        server.terminate()
+        lines += server.communicate(timeout=30)[1].splitlines(keepends=True)
+    assert any("Application startup complete" in line for line in lines), lines
+    assert not [line for line in lines if "WARNING" in line or "ERROR" in line], lines
