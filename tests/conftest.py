@@ -62,6 +62,25 @@ def seven_png(mnist: MnistData) -> bytes:
     return render_drawing(mnist.x_test[0], DrawingStyle(background="transparent"))
 
 
+def run_module(
+    module: str,
+    *arguments: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module arguments` from the project root, as a user runs it; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *arguments],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -3,14 +3,11 @@
 import gzip
 import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.artifacts import PROJECT_ROOT
 from app.data import (
     IDX_FILE_NAMES,
     IMAGES_MAGIC,
@@ -21,6 +18,7 @@ from app.data import (
     read_idx,
     to_model_input,
 )
+from tests.conftest import run_module
 
 
 def idx_bytes(array: np.ndarray, magic: int) -> bytes:
@@ -114,14 +112,7 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
 def test_training_cli_reports_a_corrupt_file_in_one_line(tmp_path: Path) -> None:
     write_mnist_dir(tmp_path)
     (tmp_path / f"{IDX_FILE_NAMES['train_images']}.gz").write_bytes(b"not gzip at all")
-    result = subprocess.run(
-        [sys.executable, "-m", "app.train", "--data-dir", str(tmp_path)],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("app.train", "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     # TensorFlow may print its start-up notices; ours is one line naming the file.

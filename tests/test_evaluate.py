@@ -3,13 +3,13 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from app.artifacts import PROJECT_ROOT, model_card_path
+from app.artifacts import model_card_path
 from app.evaluate import MAX_ROTATION, Measure, canvas_styles
+from tests.conftest import run_module
 
 
 def test_measure_counts_a_confusion_matrix() -> None:
@@ -37,14 +37,7 @@ def test_the_canvas_set_is_fixed_and_varied() -> None:
 
 
 def run_evaluation(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "app.evaluate", *arguments],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
+    return run_module("app.evaluate", *arguments, timeout=600, check=True)
 
 
 def test_evaluation_reports_and_writes_the_card(

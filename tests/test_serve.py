@@ -22,7 +22,8 @@ from app.artifacts import PROJECT_ROOT
 from app.data import MnistData
 from app.drawings import DrawingStyle, render_drawing
 from app.workers import worker_socket
-from tests.conftest import encode, free_port, running_server
+from bench.run import multipart_body
+from tests.conftest import encode, free_port, run_module, running_server
 
 LARGE_PHOTO = DrawingStyle(canvas_size=(2000, 2000), digit_height=1200)
 
@@ -146,15 +147,7 @@ def test_a_large_photo_arrives_in_many_chunks_and_is_read_whole(mnist: MnistData
     assert len(png) > 1_500_000  # uvicorn passes it on a socket read (at most 256 kB) at a time
     with running_server() as url:
         connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=60)
-        boundary = "photo-boundary"
-        body = (
-            (
-                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="p.png"\r\n'
-                "Content-Type: image/png\r\n\r\n"
-            ).encode()
-            + png
-            + f"\r\n--{boundary}--\r\n".encode()
-        )
+        body, boundary = multipart_body(png)
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         connection.request("POST", "/api/predict", body=body, headers=headers)
         response = connection.getresponse()
@@ -169,15 +162,7 @@ def test_a_port_in_use_fails_fast_with_a_clear_message(workers: str) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "WORKERS": workers}
-        result = subprocess.run(
-            [sys.executable, "-m", "app.serve"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_module("app.serve", env=env)
     assert result.returncode == 3  # uvicorn's status for a failed start-up
     assert "in use" in result.stderr
 
@@ -191,15 +176,7 @@ def test_a_missing_model_stops_the_server_with_a_clear_message(workers: str) -> 
         "WORKERS": workers,
         "DIGIT_CANVAS_MODEL_PATH": "/nonexistent/model.keras",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "app.serve"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module("app.serve", env=env)
     # Not a worker restarted forever: the supervisor stops when a worker cannot start.
     assert result.returncode == 3
     assert "/nonexistent/model.keras" in result.stderr

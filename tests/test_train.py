@@ -2,33 +2,23 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from app.artifacts import PROJECT_ROOT, model_card_path, sha256_of_file
+from app.artifacts import model_card_path, sha256_of_file
 from app.data import MnistData, to_model_input
+from tests.conftest import run_module
 
 SHORT_SEED_RUN = ["--preset", "seed", "--train-samples", "6000", "--test-samples", "1000"]
 SHORT_DEFAULT_RUN = ["--train-samples", "6000", "--test-samples", "1000", "--epochs", "2"]
 
 
 def run_training(mnist_dir: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            *(sys.executable, "-m", "app.train"),
-            *("--data-dir", str(mnist_dir), "--output", str(output)),
-            *extra,
-        ],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
+    arguments = ("--data-dir", str(mnist_dir), "--output", str(output), *extra)
+    return run_module("app.train", *arguments, timeout=600, check=True)
 
 
 def load_model(path: Path) -> keras.Model:
