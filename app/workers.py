@@ -28,6 +28,10 @@ CHECK_INTERVAL_SECONDS = 0.5
 STOP_MARGIN_SECONDS = 5
 
 
+def address_family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def worker_socket(host: str, port: int) -> socket.socket:
     """A TCP socket bound to host:port beside the other workers' sockets, not yet listening.
 
@@ -35,11 +39,10 @@ def worker_socket(host: str, port: int) -> socket.socket:
     connection to a worker that is still loading the model, as it would to a socket that
     listened from the start (a replacement worker takes seconds to load TensorFlow).
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # The protocol is named, not left 0: asyncio sets TCP_NODELAY on accepted connections only
     # when the listener says IPPROTO_TCP; without it every keep-alive request waits ~40 ms on
     # the client's delayed ACK (uvicorn #3149).
-    bound = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    bound = socket.socket(address_family(host), socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -64,8 +67,7 @@ def serve_worker(config: uvicorn.Config) -> None:
 def port_is_free(host: str, port: int) -> bool:
     """Whether nothing listens on host:port: sockets that share a port with SO_REUSEPORT
     refuse one that does not ask to share, so a server already there is found."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with socket.socket(address_family(host), socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
