@@ -4,23 +4,31 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
-.PHONY: run test lint format train evaluate bench install install-dev test-docker chromium wrk
+.PHONY: run test test-fast lint format train evaluate bench install install-train install-dev \
+	test-docker chromium wrk
 
-# The venv is rebuilt only when a requirements file changes.
-$(VENV)/.runtime: requirements.txt
+# Three layers, each reinstalled only when its requirements file changes: serving (make run,
+# the Docker image), training (TensorFlow), and the tests on top.
+$(VENV)/.serving: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+$(VENV)/.training: $(VENV)/.serving requirements-train.txt
+	$(BIN)/pip install --quiet -r requirements-train.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.training requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(VENV)/.runtime
+install: $(VENV)/.serving
+install-train: $(VENV)/.training
 install-dev: $(VENV)/.dev
 
 # Serves the committed model on http://127.0.0.1:8000 (HOST, PORT, WORKERS, LOG_LEVEL).
+# Installs serving's requirements only: no TensorFlow.
 run: install
 	$(BIN)/python -m app.serve
 
@@ -32,6 +40,10 @@ chromium:
 test: install-dev chromium lint
 	$(BIN)/python -m pytest
 
+# Everyday work: everything but the browser, training and evaluation tests (and Docker).
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not browser and not training"
+
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -42,13 +54,13 @@ format: install-dev
 
 # The served model (default preset) and the book's recipe beside it, each with its card
 # completed by the evaluation (raw and canvas-realistic accuracy).
-train: install
+train: install-train
 	$(BIN)/python -m app.train --data-dir $(MNIST_DIR)
 	$(BIN)/python -m app.train --preset seed --data-dir $(MNIST_DIR) \
 		--output models/mnist_dense_seed.keras
 	$(MAKE) evaluate
 
-evaluate: install
+evaluate: install-train
 	$(BIN)/python -m app.evaluate --data-dir $(MNIST_DIR) --model models/mnist_dense.keras
 	$(BIN)/python -m app.evaluate --data-dir $(MNIST_DIR) --model models/mnist_dense_seed.keras
 
@@ -58,7 +70,7 @@ wrk:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 # Our server against the naive baseline under wrk; writes bench/results.md.
-bench: install wrk
+bench: install-train wrk
 	MNIST_DIR=$(MNIST_DIR) $(BIN)/python -m bench.run
 
 # Builds the Docker image, runs it and checks it (BASE_IMAGE, KEEP_IMAGE=1: see the script).

@@ -17,7 +17,7 @@ import numpy as np
 from fastapi import FastAPI, File, UploadFile
 from PIL import Image, ImageOps
 
-from app.artifacts import DEFAULT_MODEL_PATH
+from app.paths import DEFAULT_MODEL_PATH
 
 model = keras.saving.load_model(Path(os.environ.get("DIGIT_CANVAS_MODEL_PATH", DEFAULT_MODEL_PATH)))
 app = FastAPI(title="Naive digit classifier")

@@ -10,17 +10,18 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.artifacts import DEFAULT_MODEL_PATH, PROJECT_ROOT, SEED_MODEL_PATH
-from app.config import Settings
-from app.data import MnistData, load_idx_directory
-from app.drawings import DrawingStyle, render_drawing
-from app.main import create_app
+from app.paths import DEFAULT_MODEL_PATH, PROJECT_ROOT, SEED_MODEL_PATH
+from app.serving.application import create_app
+from app.serving.settings import Settings
+from app.training.data import MnistData, load_idx_directory
+from app.training.drawings import DrawingStyle, render_drawing
 
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", PROJECT_ROOT.parent / "shared" / "data" / "mnist"))
 
@@ -87,31 +88,43 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class RunningServer:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=5):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the server did not become ready")
+            time.sleep(0.2)
+
+
 @contextmanager
-def running_server(**settings: str) -> Iterator[str]:
-    """`python -m app.serve` on a free port, as `make run` starts it; yields its URL once the
-    model is loaded, and checks that it shuts down cleanly."""
+def running_server(*command: str, **settings: str) -> Iterator[RunningServer]:
+    """`python -m app.serve` (or the argv `command`, {port} filled in) on a free port, as
+    `make run` starts it; yields it once the model is loaded, and checks that it shuts down
+    cleanly."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "app.serve"], cwd=PROJECT_ROOT, env={**env, **settings}
-    )
+    argv = [part.format(port=port) for part in command] or [sys.executable, "-m", "app.serve"]
+    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env={**env, **settings})
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
     try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/readyz", timeout=5):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the server did not become ready")
-                time.sleep(0.3)
-        yield url
+        wait_until_ready(url, process)
+        yield RunningServer(url, port, process)
     finally:
-        server.terminate()
-        # uvicorn shuts down, then re-raises SIGTERM so the exit status tells why it ended.
-        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+        if process.poll() is None:  # not already stopped by the test
+            process.terminate()
+            # uvicorn shuts down, then re-raises SIGTERM: the exit status tells why it ended.
+            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 def encode(image: Image.Image, image_format: str = "PNG", **options: object) -> bytes:

@@ -1,0 +1,83 @@
+"""The FastAPI application: `create_app()` builds it; the lifespan loads the model once."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
+
+from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handlers
+from app.serving.model_file import ModelFileError, load_classifier, read_model_card
+from app.serving.routes import docs, pages, predict, status
+from app.serving.security import SecurityHeadersMiddleware
+from app.serving.settings import Settings
+from app.serving.static_files import VersionedStaticFiles
+
+# Uvicorn configures its own loggers only; this one reaches its output at its log level.
+logger = logging.getLogger("uvicorn.error")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    try:
+        classifier = load_classifier(settings.model_path)
+    except ModelFileError as error:
+        logger.error("Cannot serve the model: %s", error)
+        raise
+    # The first matrix product pays for lazy set-up inside NumPy; not the first user.
+    classifier.predict(np.zeros((1, classifier.input_size), dtype=np.float32))
+    app.state.model_card = read_model_card(settings.model_path)
+    app.state.classifier = classifier
+    logger.info(
+        "Serving %s (%s)", settings.model_path, app.state.model_card.get("created", "no card")
+    )
+    yield
+    app.state.classifier = None
+
+
+class DigitCanvasAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        """FastAPI's stack inside two layers of ours: its own outermost ones (server errors,
+        the request body limit) answer outside middleware added with `add_middleware`, and
+        their responses, too, get the security headers and errors in JSON."""
+        return SecurityHeadersMiddleware(
+            PlainErrorsAsJSONMiddleware(super().build_middleware_stack())
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = DigitCanvasAPI(
+        title="Digit Canvas",
+        summary="Which digit is this? A Dense MNIST network answers, with all ten confidences.",
+        version="1.0.0",
+        lifespan=lifespan,
+        max_body_size=settings.max_request_bytes,
+        # Served by app.serving.routes.docs, from local assets instead of a CDN.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.classifier = None
+    app.state.model_card = {}
+    install_error_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+        )
+    app.include_router(pages.router)
+    app.include_router(predict.router)
+    app.include_router(predict.pixels_router, max_body_size=settings.max_pixels_request_bytes)
+    app.include_router(status.router)
+    app.include_router(docs.router)
+    app.state.static_files = VersionedStaticFiles()
+    app.mount("/static", app.state.static_files, name="static")
+    app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
+    return app

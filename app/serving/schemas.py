@@ -1,0 +1,94 @@
+"""Request and response bodies of the REST API."""
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+Pixel = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+class Prediction(BaseModel):
+    digit: Annotated[int, Field(ge=0, le=9, description="The most probable digit.")]
+    confidence: Annotated[Probability, Field(description="The probability of that digit.")]
+    probabilities: Annotated[
+        list[Probability],
+        Field(min_length=10, max_length=10, description="Softmax output; index = digit."),
+    ]
+    input: Annotated[
+        list[list[float]] | None,
+        Field(description="The 28x28 input the model saw (with include_input=true)."),
+    ] = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "digit": 7,
+                    "confidence": 0.9991,
+                    "probabilities": [
+                        *(0.0, 0.0001, 0.0004, 0.0002, 0.0, 0.0),
+                        *(0.0, 0.9991, 0.0, 0.0002),
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class ImageError(BaseModel):
+    status: Annotated[int, Field(description="The HTTP status this image alone would get.")]
+    detail: str
+
+
+class BatchResult(BaseModel):
+    filename: str | None = None
+    prediction: Prediction | None = None
+    error: ImageError | None = None
+
+
+class BatchPrediction(BaseModel):
+    results: Annotated[list[BatchResult], Field(description="One per image, in request order.")]
+
+
+def pixels_layout(value: object) -> str:
+    """Which form the client sent, so that errors speak of that form only."""
+    is_rows = isinstance(value, list) and bool(value) and isinstance(value[0], list)
+    return "rows" if is_rows else "flat"
+
+
+class PixelsRequest(BaseModel):
+    pixels: Annotated[
+        Annotated[list[Pixel], Tag("flat")] | Annotated[list[list[Pixel]], Tag("rows")],
+        Discriminator(pixels_layout),
+        Field(description="784 values in [0, 1] (white digit on black), flat or as 28 rows."),
+    ]
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"pixels": [0.0] * 300 + [1.0] * 184 + [0.0] * 300}]}
+    )
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+
+
+class Status(BaseModel):
+    status: str
+
+
+class ModelCard(BaseModel):
+    """What the training module recorded about the served model (more fields may follow)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    file: dict[str, Any] | None = Field(None, description="File name and SHA-256.")
+    architecture: dict[str, Any] | None = Field(None, description="Layers and parameters.")
+    training: dict[str, Any] | None = Field(None, description="Recipe and hyper-parameters.")
+    data: dict[str, Any] | None = Field(None, description="Training data and its hashes.")
+    evaluation: dict[str, Any] | None = Field(
+        None, description="Raw MNIST and canvas-realistic accuracy, with confusion matrices."
+    )
+    versions: dict[str, str] | None = None
+    created: str | None = None

@@ -1,0 +1,54 @@
+"""Settings from environment variables (prefix DIGIT_CANVAS_), with sensible defaults."""
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.paths import DEFAULT_MODEL_PATH
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+def _env(name: str, *plain: str) -> AliasChoices:
+    """Accept DIGIT_CANVAS_<NAME>, and the plain names containers conventionally use."""
+    return AliasChoices(f"DIGIT_CANVAS_{name}", *plain)
+
+
+class Settings(BaseSettings):
+    """The server's settings; `create_app` and `python -m app.serve` read them once."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    model_path: Annotated[Path, Field(validation_alias=_env("MODEL_PATH"))] = DEFAULT_MODEL_PATH
+    max_request_bytes: Annotated[int, Field(gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))] = (
+        10 * 1024 * 1024
+    )
+    # 784 numbers as JSON take about 16 kB; more than this is not a pixel array.
+    max_pixels_request_bytes: Annotated[
+        int, Field(gt=0, validation_alias=_env("MAX_PIXELS_REQUEST_BYTES"))
+    ] = 256 * 1024
+    max_image_pixels: Annotated[int, Field(gt=0, validation_alias=_env("MAX_IMAGE_PIXELS"))] = (
+        4096 * 4096
+    )
+    max_image_side: Annotated[int, Field(gt=0, validation_alias=_env("MAX_IMAGE_SIDE"))] = 8192
+    max_batch_images: Annotated[int, Field(gt=0, validation_alias=_env("MAX_BATCH_IMAGES"))] = 64
+    cors_origins: Annotated[list[str], NoDecode, Field(validation_alias=_env("CORS_ORIGINS"))] = []
+    log_level: Annotated[LogLevel, Field(validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))] = "info"
+    host: Annotated[str, Field(validation_alias=_env("HOST", "HOST"))] = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, lt=65536, validation_alias=_env("PORT", "PORT"))] = 8000
+    workers: Annotated[int, Field(gt=0, validation_alias=_env("WORKERS", "WORKERS"))] = 1
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def split_origins(cls, value: object) -> object:
+        """A comma-separated list, as one writes it in an environment variable."""
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def lower_case_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value

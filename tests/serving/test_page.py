@@ -1,0 +1,381 @@
+"""The drawing page end to end: real Chromium, real server, the committed model."""
+
+import os
+import re
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from app.paths import PROJECT_ROOT
+from app.training.data import MnistData
+from tests.conftest import encode, running_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+# Headless Chromium on a machine without network: no background calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# CI machines are shared: give the page time to answer before an expectation fails.
+expect.set_options(timeout=15_000)
+
+ONE = [[(0.52, 0.18), (0.5, 0.5), (0.48, 0.82)]]
+SEVEN = [[(0.28, 0.22), (0.5, 0.21), (0.72, 0.22), (0.62, 0.45), (0.52, 0.65), (0.45, 0.82)]]
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    with running_server() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}; `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class PageWatcher:
+    """Collects console errors and uncaught exceptions of a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("console", lambda message: self._console(message.type, message.text))
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    def _console(self, kind: str, text: str) -> None:
+        if kind == "error":
+            self.errors.append(text)
+
+
+def open_page(context: BrowserContext, url: str) -> tuple[Page, PageWatcher]:
+    page = context.new_page()
+    watcher = PageWatcher(page)
+    page.goto(url)
+    expect(page.locator("#digit")).to_have_text("?")
+    return page, watcher
+
+
+@pytest.fixture
+def desktop(browser: Browser, server_url: str) -> Iterator[tuple[Page, PageWatcher]]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page, watcher = open_page(context, server_url)
+    yield page, watcher
+    context.close()
+    assert watcher.errors == []
+
+
+def screenshot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+
+def pad_box(page: Page) -> dict[str, float]:
+    box = page.locator("#pad").bounding_box()
+    assert box is not None
+    return box
+
+
+def draw_with_mouse(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Each stroke: press, move through the points (fractions of the pad), release."""
+    box = pad_box(page)
+    for stroke in strokes:
+        points = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in stroke]
+        page.mouse.move(*points[0])
+        page.mouse.down()
+        for point in points[1:]:
+            page.mouse.move(*point, steps=12)
+        page.mouse.up()
+
+
+def chart_percentages(page: Page) -> list[float]:
+    values = page.locator("#chart .bar-value").all_inner_texts()
+    return [0.0 if text.startswith("<") else float(text.rstrip("%")) for text in values]
+
+
+def pad_is_blank(page: Page) -> bool:
+    return page.evaluate(
+        """() => {
+            const pad = document.getElementById("pad");
+            const pixels = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
+            return pixels.every((value) => value === 0);
+        }"""
+    )
+
+
+def expect_prediction(page: Page, digit: int) -> None:
+    expect(page.locator("#digit")).to_have_text(str(digit))
+    expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", str(digit))
+    percentages = chart_percentages(page)
+    assert len(percentages) == 10
+    assert sum(percentages) == pytest.approx(100, abs=1.5)
+    expect(page.locator("#status")).to_have_text(re.compile(rf"Prediction: {digit}, "))
+
+
+def test_drawing_a_one(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+    draw_with_mouse(page, ONE)
+    expect_prediction(page, 1)
+    expect(page.locator("#confidence")).to_contain_text("sure it is a 1")
+    screenshot(page, "drawn-one")
+
+
+def test_drawing_a_seven_then_undo_and_clear(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+    draw_with_mouse(page, SEVEN)
+    expect_prediction(page, 7)
+    screenshot(page, "drawn-seven")
+
+    # A second stroke, undone with the button: back to the same 7.
+    draw_with_mouse(page, [[(0.2, 0.5), (0.8, 0.5)]])
+    page.get_by_role("button", name="Undo").click()
+    expect_prediction(page, 7)
+
+    page.get_by_role("button", name="Clear").click()
+    expect(page.locator("#digit")).to_have_text("?")
+    assert (
+        page.locator("#chart .bar-value").all_inner_texts() == ["\u2013"] * 10
+    )  # en dash: no value
+    assert pad_is_blank(page)
+    expect(page.get_by_role("button", name="Undo")).to_be_disabled()
+    screenshot(page, "cleared")
+
+
+def test_keyboard_shortcuts_undo_and_clear(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+    draw_with_mouse(page, ONE)
+    expect_prediction(page, 1)
+    draw_with_mouse(page, [[(0.3, 0.3), (0.7, 0.3)]])
+    page.keyboard.press("Control+z")
+    expect_prediction(page, 1)
+    page.keyboard.press("Escape")
+    expect(page.locator("#digit")).to_have_text("?")
+    assert pad_is_blank(page)
+
+
+def test_the_model_input_is_shown(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+    draw_with_mouse(page, ONE)
+    expect_prediction(page, 1)
+    # The 28x28 preview: white strokes on black, lit in the middle columns only.
+    lit_columns = page.evaluate(
+        """() => {
+            const data = document.getElementById("model-input").getContext("2d")
+                .getImageData(0, 0, 28, 28).data;
+            const columns = new Set();
+            for (let i = 0; i < 28 * 28; i += 1) {
+                if (data[i * 4] > 128) columns.add(i % 28);
+            }
+            return Array.from(columns).sort((a, b) => a - b);
+        }"""
+    )
+    assert lit_columns
+    assert min(lit_columns) >= 8 and max(lit_columns) <= 20
+
+
+def test_uploading_a_real_mnist_digit(
+    desktop: tuple[Page, PageWatcher], mnist: MnistData, tmp_path: Path
+) -> None:
+    page, _ = desktop
+    for index in (1, 2):  # a 2 and a 1 from the MNIST test set
+        upload = tmp_path / f"mnist-{index}.png"
+        upload.write_bytes(encode(Image.fromarray(mnist.x_test[index]).resize((140, 140))))
+        page.locator("#upload").set_input_files(upload)
+        expect_prediction(page, int(mnist.y_test[index]))
+    assert not pad_is_blank(page)
+    screenshot(page, "uploaded-mnist-digit")
+
+
+def test_dropping_an_image_on_the_pad(desktop: tuple[Page, PageWatcher], mnist: MnistData) -> None:
+    page, _ = desktop
+    image = list(encode(Image.fromarray(255 - mnist.x_test[0])))  # a 7, dark on light
+    page.evaluate(
+        """(bytes) => {
+            const file = new File([new Uint8Array(bytes)], "seven.png", { type: "image/png" });
+            const transfer = new DataTransfer();
+            transfer.items.add(file);
+            const pad = document.getElementById("pad-area");
+            pad.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+        }""",
+        image,
+    )
+    expect_prediction(page, 7)
+
+
+def test_a_non_image_upload_is_explained(desktop: tuple[Page, PageWatcher], tmp_path: Path):
+    page, _ = desktop
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a digit")
+    page.locator("#upload").set_input_files(notes)
+    expect(page.locator("#status")).to_have_text(re.compile("is not an image"))
+    expect(page.locator("#digit")).to_have_text("?")
+
+
+def test_server_unreachable_keeps_the_drawing(browser: Browser, server_url: str) -> None:
+    context = browser.new_context()
+    page, watcher = open_page(context, server_url)
+    page.route("**/api/predict*", lambda route: route.abort("connectionrefused"))
+    draw_with_mouse(page, ONE)
+    expect(page.locator("#status")).to_have_text(re.compile("Cannot reach the server"))
+    assert not pad_is_blank(page)
+    screenshot(page, "server-unreachable")
+
+    page.unroute("**/api/predict*")
+    draw_with_mouse(page, [[(0.5, 0.5), (0.5, 0.52)]])
+    expect(page.locator("#digit")).not_to_have_text("?")
+    context.close()
+    # The refused requests are the only console errors.
+    assert all("ERR_CONNECTION_REFUSED" in error for error in watcher.errors)
+
+
+def touch(page: Page, session: object, kind: str, x: float, y: float) -> None:
+    points = [] if kind == "touchEnd" else [{"x": x, "y": y}]
+    session.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+
+def test_drawing_with_a_finger_on_a_phone(browser: Browser, server_url: str) -> None:
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page, watcher = open_page(context, server_url)
+    session = context.new_cdp_session(page)
+    page.locator("#pad").scroll_into_view_if_needed()
+    scroll_before = page.evaluate("window.scrollY")
+    box = pad_box(page)
+    x = box["x"] + 0.5 * box["width"]
+    touch(page, session, "touchStart", x, box["y"] + 0.18 * box["height"])
+    for step in range(1, 21):
+        touch(page, session, "touchMove", x, box["y"] + (0.18 + 0.032 * step) * box["height"])
+    touch(page, session, "touchEnd", 0, 0)
+    expect_prediction(page, 1)
+    assert page.evaluate("window.scrollY") == scroll_before  # the page did not scroll
+    screenshot(page, "phone-touch")
+    context.close()
+    assert watcher.errors == []
+
+
+@pytest.mark.parametrize("width", [360, 768, 1440])
+def test_layout_fits_from_phones_to_desktops(browser: Browser, server_url: str, width: int):
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page, watcher = open_page(context, server_url)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    box = pad_box(page)
+    assert box["width"] >= min(300, width - 60)
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width
+    screenshot(page, f"layout-{width}")
+    context.close()
+    assert watcher.errors == []
+
+
+def test_dark_colour_scheme(browser: Browser, server_url: str) -> None:
+    context = browser.new_context(color_scheme="dark")
+    page, watcher = open_page(context, server_url)
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background != "rgb(246, 247, 251)"  # not the light background
+    draw_with_mouse(page, SEVEN)  # light strokes on a transparent canvas
+    expect_prediction(page, 7)
+    screenshot(page, "dark-seven")
+    context.close()
+    assert watcher.errors == []
+
+
+def test_controls_are_labelled_and_keyboard_reachable(desktop: tuple[Page, PageWatcher]):
+    page, _ = desktop
+    expect(page.get_by_label("Brush size")).to_have_value("36")
+    expect(page.locator("#status")).to_have_attribute("role", "status")
+    expect(page.locator("#status")).to_have_attribute("aria-live", "polite")
+    expect(page.get_by_label("Drawing area", exact=False)).to_be_visible()
+    focused = []
+    for _ in range(6):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+    # Disabled Undo and Clear are skipped until there is something to undo.
+    assert focused[:3] == ["pad", "upload", "brush"]
+
+
+def test_brush_size_changes_the_stroke(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+
+    def ink_pixels() -> int:
+        return page.evaluate(
+            """() => {
+                const pad = document.getElementById("pad");
+                const data = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height).data;
+                let count = 0;
+                for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count += 1;
+                return count;
+            }"""
+        )
+
+    draw_with_mouse(page, ONE)
+    thin_default = ink_pixels()
+    page.keyboard.press("Escape")
+    page.get_by_label("Brush size").fill("72")
+    draw_with_mouse(page, ONE)
+    assert ink_pixels() > 1.6 * thin_default
+    expect_prediction(page, 1)
+
+
+def test_page_security_headers(server_url: str) -> None:
+    with urllib.request.urlopen(server_url) as response:
+        headers = response.headers
+        page = response.read().decode()
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    # No inline scripts or styles for the policy to block, and nothing from other hosts.
+    assert re.search(r"<script(?![^>]*\bsrc=)", page) is None
+    assert "style=" not in page
+    assert "http://" not in page and "https://" not in page
+    asset = re.search(r'src="(/static/app\.js\?v=\w+)"', page).group(1)
+    with urllib.request.urlopen(server_url + asset) as response:
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+REDOC_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+
+
+def test_the_api_docs_work_offline(browser: Browser, server_url: str) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    watcher = PageWatcher(page)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+
+    page.goto(f"{server_url}/docs")
+    expect(page.locator(".opblock-summary-path", has_text="/api/predict/batch")).to_be_visible()
+    page.locator(".opblock-summary-path", has_text="/api/predict/pixels").click()
+    expect(page.get_by_text("Classify a 28x28 input prepared by the client").first).to_be_visible()
+    screenshot(page, "docs-swagger-ui")
+
+    page.goto(f"{server_url}/redoc")
+    expect(
+        page.get_by_role("heading", name="Classify several images in one request")
+    ).to_be_visible()
+    screenshot(page, "docs-redoc")
+    context.close()
+
+    # ReDoc always asks for its logo from its CDN (and hides it when it fails, as offline);
+    # the page's Content-Security-Policy refuses it. Nothing else leaves the server.
+    outside = [url for url in requested if not url.startswith((server_url, "data:", "blob:"))]
+    assert set(outside) <= {REDOC_LOGO}
+    # Anything else refused by the Content-Security-Policy would show as a console error.
+    assert [error for error in watcher.errors if REDOC_LOGO not in error] == []

@@ -1,0 +1,141 @@
+"""Training on real MNIST: a short run, its artefacts, determinism, and the committed model."""
+
+import json
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from app.serving.model_file import model_card_path
+from app.training.artifacts import sha256_of_file
+from app.training.data import MnistData, to_model_input
+from tests.conftest import run_module
+
+if TYPE_CHECKING:
+    import keras
+
+pytestmark = pytest.mark.training
+
+SHORT_SEED_RUN = ["--preset", "seed", "--train-samples", "6000", "--test-samples", "1000"]
+SHORT_DEFAULT_RUN = ["--train-samples", "6000", "--test-samples", "1000", "--epochs", "2"]
+
+
+def run_training(mnist_dir: Path, output: Path, *extra: str) -> subprocess.CompletedProcess:
+    arguments = ("--data-dir", str(mnist_dir), "--output", str(output), *extra)
+    return run_module("app.train", *arguments, timeout=600, check=True)
+
+
+def load_model(path: Path) -> "keras.Model":
+    import keras  # noqa: PLC0415 - TensorFlow takes seconds to import; only these tests need it
+
+    return keras.saving.load_model(path)
+
+
+def accuracy(model: "keras.Model", images: np.ndarray, labels: np.ndarray) -> float:
+    probabilities = model.predict(to_model_input(images), batch_size=1000, verbose=0)
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
+
+
+@pytest.fixture(scope="module")
+def seed_run(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The book's recipe for one epoch on 6,000 real training images."""
+    output = tmp_path_factory.mktemp("seed") / "mnist_dense.keras"
+    return output, run_training(mnist_dir, output, *SHORT_SEED_RUN, "--epochs", "1")
+
+
+@pytest.fixture(scope="module")
+def default_runs(mnist_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Two short runs of the default (augmented) preset with the same seed."""
+    outputs = []
+    for name in ("first", "second"):
+        output = tmp_path_factory.mktemp(name) / "mnist_dense.keras"
+        outputs.append((output, run_training(mnist_dir, output, *SHORT_DEFAULT_RUN)))
+    return outputs
+
+
+def test_short_run_learns_real_digits(seed_run, mnist: MnistData) -> None:
+    output, _ = seed_run
+    model = load_model(output)
+    assert accuracy(model, mnist.x_test[:1000], mnist.y_test[:1000]) > 0.85
+
+
+def test_short_run_writes_model_and_card(seed_run, mnist_dir: Path) -> None:
+    output, result = seed_run
+    card = json.loads(model_card_path(output).read_text())
+    assert card["file"] == {"name": "mnist_dense.keras", "sha256": sha256_of_file(output)}
+    assert card["architecture"]["parameters"] == 784 * 512 + 512 + 512 * 10 + 10
+    assert [layer["activation"] for layer in card["architecture"]["layers"]] == ["relu", "softmax"]
+    assert card["training"]["epochs"] == 1
+    assert card["training"]["batch_size"] == 128
+    assert card["training"]["optimizer"] == "rmsprop"
+    assert card["data"]["train_samples"] == 6000
+    assert card["data"]["test_samples"] == 1000
+    assert card["data"]["sha256"]["train-images-idx3-ubyte.gz"] == sha256_of_file(
+        mnist_dir / "train-images-idx3-ubyte.gz"
+    )
+    assert card["evaluation"]["test_accuracy"] > 0.85
+    assert card["training"]["seconds"] > 0
+    assert {"python", "tensorflow", "keras", "numpy"} <= card["versions"].keys()
+    # Not a terminal: one line per epoch instead of a progress bar, and no temporary files left.
+    assert [line for line in result.stdout.splitlines() if line.startswith("epoch ")] == [
+        line for line in result.stdout.splitlines() if "epoch 1/1" in line
+    ]
+    assert "\r" not in result.stdout
+    assert sorted(path.name for path in output.parent.iterdir()) == [
+        "mnist_dense.json",
+        "mnist_dense.keras",
+    ]
+
+
+def test_same_seed_gives_identical_weights(default_runs) -> None:
+    (first, _), (second, _) = default_runs
+    for a, b in zip(load_model(first).get_weights(), load_model(second).get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_default_preset_augments_validates_and_keeps_the_best(default_runs, mnist: MnistData):
+    output, result = default_runs[0]
+    card = json.loads(model_card_path(output).read_text())
+    training = card["training"]
+    assert training["preset"] == "default"
+    assert training["augmentation"]["max_rotation"] == 15.0
+    assert card["data"]["validation_samples"] == 500
+    assert card["data"]["train_samples"] == 5500
+    assert training["epochs_run"] == 2
+    assert training["best_epoch"] in (1, 2)
+    assert [line.split(" - ")[0] for line in result.stdout.splitlines() if "val_loss" in line] == [
+        "epoch 1/2",
+        "epoch 2/2",
+    ]
+    assert accuracy(load_model(output), mnist.x_test[:1000], mnist.y_test[:1000]) > 0.8
+
+
+def test_committed_seed_model_reproduces_the_book(
+    committed_seed_model_path: Path, mnist: MnistData
+) -> None:
+    model = load_model(committed_seed_model_path)
+    assert accuracy(model, mnist.x_test, mnist.y_test) >= 0.978
+    card = json.loads(model_card_path(committed_seed_model_path).read_text())
+    assert card["training"]["preset"] == "seed"
+    assert card["training"]["epochs"] == 5
+    assert card["training"]["optimizer"] == "rmsprop"
+    assert card["evaluation"]["test_accuracy"] >= 0.978
+    assert card["file"]["sha256"] == sha256_of_file(committed_seed_model_path)
+    assert card["data"]["train_samples"] == 60000
+
+
+def test_committed_default_model_is_right_on_drawings(
+    committed_model_path: Path, mnist: MnistData
+) -> None:
+    model = load_model(committed_model_path)
+    assert accuracy(model, mnist.x_test, mnist.y_test) >= 0.988
+    card = json.loads(model_card_path(committed_model_path).read_text())
+    assert card["training"]["preset"] == "default"
+    assert [layer["units"] for layer in card["architecture"]["layers"]] == [512, 10]
+    assert card["evaluation"]["test_accuracy"] >= 0.988
+    assert card["evaluation"]["canvas_accuracy"] >= 0.975
+    assert card["evaluation"]["canvas_samples"] == 10000
+    assert card["training"]["seconds"] < 600
+    assert card["file"]["sha256"] == sha256_of_file(committed_model_path)
