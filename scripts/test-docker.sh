@@ -64,8 +64,8 @@ label=$(
 import sys
 from pathlib import Path
 
-from app.data import load_idx_directory
-from app.drawings import DrawingStyle, render_drawing
+from app.training.data import load_idx_directory
+from app.training.drawings import DrawingStyle, render_drawing
 
 data = load_idx_directory(Path(sys.argv[1]))
 index = int(sys.argv[2])
@@ -100,6 +100,12 @@ else
   size_note="$size_mb MB"
 fi
 echo "image size: $size_note"
+# Serving runs without TensorFlow; the image must not carry it.
+if docker run --rm "$IMAGE" python -c 'import importlib.util, sys
+sys.exit(0 if any(importlib.util.find_spec(m) for m in ("tensorflow", "keras")) else 1)'; then
+  fail "TensorFlow or Keras is installed in the image"
+fi
+echo "no TensorFlow or Keras in the image: OK"
 
 log "Running $IMAGE"
 run_start=$(now)
@@ -116,7 +122,7 @@ until curl --silent --fail --max-time 2 "$url/healthz" >/dev/null; do
   [[ "$(docker inspect --format '{{.State.Running}}' "$container")" == true ]] ||
     fail "the container exited before it answered"
   ((SECONDS < deadline)) || fail "no answer from $url/healthz within $READY_TIMEOUT s"
-  sleep 0.25
+  sleep 0.05
 done
 
 log "Predicting"
