@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
 from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handlers
+from app.serving.isolation import IsolatedPreprocessing
 from app.serving.model_file import ModelFileError, load_classifier, read_model_card
 from app.serving.routes import docs, pages, predict, status
 from app.serving.security import SecurityHeadersMiddleware
@@ -32,11 +33,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     classifier.predict(np.zeros((1, classifier.input_size), dtype=np.float32))
     app.state.model_card = read_model_card(settings.model_path)
     app.state.classifier = classifier
+    app.state.isolation = IsolatedPreprocessing(
+        slots=settings.decode_slots,
+        queue=settings.decode_queue,
+        cpu_seconds=settings.decode_cpu_seconds,
+        memory_mb=settings.decode_memory_mb,
+    )
     logger.info(
         "Serving %s (%s)", settings.model_path, app.state.model_card.get("created", "no card")
     )
     yield
     app.state.classifier = None
+    app.state.isolation.close()
 
 
 class DigitCanvasAPI(FastAPI):

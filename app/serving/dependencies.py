@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Request
 
 from app.serving.inference import DenseClassifier
+from app.serving.isolation import IsolatedPreprocessing
 from app.serving.settings import Settings
 
 
@@ -31,6 +32,11 @@ async def get_model_card(request: Request) -> dict[str, Any]:
     return request.app.state.model_card
 
 
+async def get_isolation(request: Request) -> IsolatedPreprocessing:
+    return request.app.state.isolation
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClassifierDep = Annotated[DenseClassifier, Depends(get_classifier)]
 ModelCardDep = Annotated[dict[str, Any], Depends(get_model_card)]
+IsolationDep = Annotated[IsolatedPreprocessing, Depends(get_isolation)]

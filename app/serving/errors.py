@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.serving.isolation import ServiceBusyError
 from app.serving.preprocessing import PreprocessError
 
 
@@ -30,6 +31,14 @@ async def preprocess_error(request: Request, error: PreprocessError) -> JSONResp
     return JSONResponse({"detail": str(error)}, status_code=error.status_code)
 
 
+async def service_busy(request: Request, error: ServiceBusyError) -> JSONResponse:
+    return JSONResponse(
+        {"detail": str(error)},
+        status_code=503,
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
 async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
     """A bug: the client gets JSON without internals; the server log gets the traceback."""
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -38,6 +47,7 @@ async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(PreprocessError, preprocess_error)
+    app.add_exception_handler(ServiceBusyError, service_busy)
     app.add_exception_handler(Exception, unexpected_error)
 
 

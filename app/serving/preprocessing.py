@@ -29,10 +29,12 @@ import pyspng
 from PIL import Image, ImageOps
 
 from app.mnist import CENTRE, DIGIT_BOX, IMAGE_SIDE, INPUT_SIZE
+from app.serving.image_files import CostlyImageError, check_decoding_cost
 
 # PNG modes decoded by libspng (RGB only without a transparent colour, which it would drop).
 FAST_PNG_MODES = ("RGBA", "RGB")
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+MAX_EXIF_BYTES = 64 * 1024
 
 # Larger images are reduced to this side before the pixel work; a digit in it still spans far
 # more than the 20 pixels it ends up as.
@@ -98,6 +100,10 @@ def open_image(data: bytes, limits: Limits) -> Image.Image:
     refuse images over the limits before any pixel is decoded."""
     if not data:
         raise UnsupportedImageError("the request has no image: the body is empty")
+    try:
+        check_decoding_cost(data)
+    except CostlyImageError as error:
+        raise PreprocessError(f"the image costs too much to decode: {error}") from None
     limit = f"the limit is {limits.max_pixels:,} pixels and {limits.max_side} per side"
     try:
         # Pillow warns past its own bomb threshold, and raises past twice that; ours, checked
@@ -118,7 +124,9 @@ def open_image(data: bytes, limits: Limits) -> Image.Image:
         raise ImageTooLargeError(f"the image is too large: {width}x{height} pixels; {limit}")
     if image.format == "JPEG":
         # Let the JPEG decoder scale by 1/2..1/8 while decoding: far less work for photos.
-        image.draft(None if image.mode == "CMYK" else "L", (WORKING_SIDE, WORKING_SIDE))
+        # Not below twice the working size: the decoder's scaling averages thin strokes
+        # away before the contrast is judged (a 3-pixel pencil line on a 3000-pixel photo).
+        image.draft(None if image.mode == "CMYK" else "L", (2 * WORKING_SIDE, 2 * WORKING_SIDE))
     return image
 
 
@@ -132,9 +140,15 @@ def load_pixels(image: Image.Image, data: bytes) -> np.ndarray:
             return pyspng.load(data, image.mode)
         except RuntimeError:
             pass
+    if len(image.info.get("exif", b"")) > MAX_EXIF_BYTES:
+        # Only the orientation is wanted; parsing 65,000 entries took a second and logged
+        # megabytes of warnings. (A JPEG's EXIF cannot exceed 64 kB.)
+        raise PreprocessError(f"the image's EXIF metadata is over {MAX_EXIF_BYTES // 1024} kB")
     try:
-        image.load()
-        image = ImageOps.exif_transpose(image)
+        # Pillow warns about malformed metadata it can read anyway: not worth a log line.
+        with warnings.catch_warnings(action="ignore"):
+            image.load()
+            image = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise UnsupportedImageError(f"the image data is corrupt or truncated ({error})") from None
     return pillow_to_array(image)
@@ -143,9 +157,11 @@ def load_pixels(image: Image.Image, data: bytes) -> np.ndarray:
 def pillow_to_array(image: Image.Image) -> np.ndarray:
     if image.mode.startswith("I") or image.mode == "F":
         # 16-bit greyscale: Pillow's own conversion to 8 bits clips instead of scaling.
-        values = np.asarray(image, dtype=np.float32)
-        full_scale = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        return np.clip(values * (255.0 / full_scale), 0, 255).round().astype(np.uint8)
+        # Scaled in one OpenCV call, straight to 8 bits: a float copy of a 4096x4096 image
+        # would take 64 MB.
+        values = np.asarray(image)
+        full_scale = 65535 if image.mode.startswith("I;16") or values.max() > 255 else 255
+        return cv2.convertScaleAbs(np.maximum(values, 0), alpha=255 / full_scale)
     if image.has_transparency_data:
         return np.asarray(image.convert("RGBA"))
     if image.mode == "CMYK":
@@ -226,12 +242,18 @@ def ink_distance(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
 
 
 def ink_image(pixels: np.ndarray) -> np.ndarray:
-    """8-bit white-on-black ink whatever the polarity, with the background at exactly 0."""
-    distance = ink_distance(*grey_and_alpha(reduce_to_working_size(pixels)))
-    strongest = round(cv2.minMaxLoc(distance)[1])
-    if strongest < MIN_CONTRAST * 255:
+    """8-bit white-on-black ink whatever the polarity, with the background at exactly 0, at
+    most WORKING_SIDE pixels per side.
+
+    The contrast is judged at full size and stretched after reducing: reducing averages a
+    thin stroke with the paper around it, and a 1-pixel line on a 4000-pixel photo would
+    otherwise fall under the contrast a drawing needs.
+    """
+    distance = ink_distance(*grey_and_alpha(pixels))
+    if cv2.minMaxLoc(distance)[1] < MIN_CONTRAST * 255:
         raise EmptyDrawingError("the drawing is empty: no strokes stand out from the background")
-    return cv2.LUT(distance, contrast_table(strongest))
+    reduced = reduce_to_working_size(distance)
+    return cv2.LUT(reduced, contrast_table(max(1, round(cv2.minMaxLoc(reduced)[1]))))
 
 
 @lru_cache(maxsize=256)
@@ -299,7 +321,13 @@ def resample_to_fine_scale(
     )
     if factor >= 1:
         size = (width // factor, height // factor)
-        return cv2.resize(region, size, interpolation=cv2.INTER_AREA), round(digit_size / factor)
+        reduced = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
+        # Averaging blocks of `factor` pixels dims strokes thinner than a block: brought back
+        # to full strength, a hairline is still a stroke (made MNIST-wide later).
+        strongest = cv2.minMaxLoc(reduced)[1]
+        if strongest < 255:
+            reduced = cv2.convertScaleAbs(reduced, alpha=255 / max(strongest, 1))
+        return reduced, round(digit_size / factor)
     scale = FINE_BOX / digit_size
     size = (round(width * scale), round(height * scale))
     return cv2.resize(region, size, interpolation=cv2.INTER_LINEAR), FINE_BOX
@@ -350,6 +378,8 @@ def fit_to_mnist_field(ink: np.ndarray) -> np.ndarray:
     floats in [0, 1]."""
     top, bottom, left, right = stroke_bounds(stroke_mask(ink))
     height, width = bottom - top, right - left
+    if height == 0:
+        raise EmptyDrawingError("the drawing is empty or too faint to be a digit")
     scale = DIGIT_BOX / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     # Area averaging: an anti-aliased reduction, as MNIST's own was.

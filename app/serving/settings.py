@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     )
     max_image_side: Annotated[int, Field(gt=0, validation_alias=_env("MAX_IMAGE_SIDE"))] = 8192
     max_batch_images: Annotated[int, Field(gt=0, validation_alias=_env("MAX_BATCH_IMAGES"))] = 64
+    # Images other than canvas exports are decoded in processes of their own (see
+    # app.serving.isolation): this many at once per server process, this many more waiting.
+    decode_slots: Annotated[int, Field(gt=0, validation_alias=_env("DECODE_SLOTS"))] = 2
+    decode_queue: Annotated[int, Field(ge=0, validation_alias=_env("DECODE_QUEUE"))] = 16
+    decode_cpu_seconds: Annotated[int, Field(gt=0, validation_alias=_env("DECODE_CPU_SECONDS"))] = 2
+    # Address space, the ~290 MB of libraries included: a 4096x4096 RGBA image needs ~200 MB.
+    decode_memory_mb: Annotated[int, Field(gt=0, validation_alias=_env("DECODE_MEMORY_MB"))] = 768
     cors_origins: Annotated[list[str], NoDecode, Field(validation_alias=_env("CORS_ORIGINS"))] = []
     log_level: Annotated[LogLevel, Field(validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))] = "info"
     host: Annotated[str, Field(validation_alias=_env("HOST", "HOST"))] = "127.0.0.1"

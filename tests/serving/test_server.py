@@ -145,7 +145,7 @@ def test_a_worker_that_keeps_dying_is_restarted_after_growing_delays(seven_png: 
     with running_server(WORKERS="2") as server:
         listening_workers(server.port, 2)
         delays = []
-        for _ in range(3):
+        for _ in range(2):
             victim = next(iter(listening_workers(server.port, 2)))
             os.kill(victim, signal.SIGKILL)  # dies at once after its start: a crash loop
             killed = time.monotonic()
@@ -156,11 +156,10 @@ def test_a_worker_that_keeps_dying_is_restarted_after_growing_delays(seven_png: 
             delays.append(time.monotonic() - killed)
             # The other worker served all along.
             assert predict_on_new_connection(server, seven_png) == 7
-        # The first death counts as a crash (the worker had just started); each later one
-        # waits about twice as long as the one before.
+        # The first death counts as a crash (the worker had just started); the next one
+        # waits twice as long.
         assert delays[0] >= SHORTEST_RESTART_DELAY
         assert delays[1] >= 2 * SHORTEST_RESTART_DELAY
-        assert delays[2] >= 4 * SHORTEST_RESTART_DELAY
 
 
 def test_workers_stop_when_their_supervisor_is_killed(seven_png: bytes) -> None:

@@ -4,17 +4,12 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
-from starlette.concurrency import run_in_threadpool
 
 from app.mnist import IMAGE_SIDE, INPUT_SIZE
-from app.serving.dependencies import ClassifierDep, SettingsDep
-from app.serving.preprocessing import (
-    Limits,
-    PreprocessError,
-    model_input_from_image,
-    open_image,
-    preprocess,
-)
+from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
+from app.serving.image_files import png_header
+from app.serving.isolation import IsolatedPreprocessing, ServiceBusyError
+from app.serving.preprocessing import Limits, PreprocessError, preprocess
 from app.serving.schemas import (
     BatchPrediction,
     BatchResult,
@@ -26,14 +21,20 @@ from app.serving.schemas import (
 from app.serving.settings import Settings
 from app.serving.uploads import RAW_IMAGE_BODY, ImageBytes
 
-# Images up to this many pixels (the page's 560x560 canvas, a 640x640 one) are preprocessed
-# on the event loop: a few milliseconds at most.
+# Canvas exports up to this many pixels (the page's 560x560 canvas, a 640x640 one) are
+# preprocessed on the event loop: a millisecond or two, less than handing them elsewhere.
 INLINE_MAX_PIXELS = 640 * 640
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "Body or image too large"},
+    400: {"model": ErrorResponse, "description": "Unparsable body (multipart or JSON)"},
+    408: {"model": ErrorResponse, "description": "The request did not arrive in time"},
+    413: {"model": ErrorResponse, "description": "Body, image or image count too large"},
     415: {"model": ErrorResponse, "description": "Not a supported image"},
-    422: {"model": ErrorResponse, "description": "Empty drawing or malformed request"},
+    422: {
+        "model": ErrorResponse,
+        "description": "Empty drawing, an image too costly to decode, or a malformed request",
+    },
+    503: {"model": ErrorResponse, "description": "Busy or not ready: retry after a moment"},
 }
 
 router = APIRouter(prefix="/api/predict", tags=["prediction"], responses=ERRORS)
@@ -73,6 +74,7 @@ async def predict_image(
     image: ImageBytes,
     settings: SettingsDep,
     classifier: ClassifierDep,
+    isolation: IsolationDep,
     include_input: IncludeInput = False,
 ) -> Prediction:
     """PNG, JPEG, WebP, GIF or BMP, any colours: dark on light, light on dark, transparent.
@@ -80,27 +82,20 @@ async def predict_image(
     `curl -F file=@digit.png http://localhost:8000/api/predict`, or the raw bytes with
     `Content-Type: image/png`.
     """
-    opened = open_image(image, image_limits(settings))  # the header only
-    if opened.width * opened.height <= INLINE_MAX_PIXELS:
-        # A canvas-sized image takes a millisecond or two: less than a hop to a worker
-        # thread costs, measured under load, so it is done here.
-        model_input = model_input_from_image(opened, image)
-    else:
-        # A photo can take tens of milliseconds: off the event loop.
-        model_input = await run_in_threadpool(model_input_from_image, opened, image)
+    model_input = await preprocess_image(image, image_limits(settings), isolation)
     probabilities = classifier.predict(model_input[np.newaxis])[0]
     return to_prediction(probabilities, model_input if include_input else None)
 
 
-def preprocess_all(images: list[bytes], limits: Limits) -> list[np.ndarray | PreprocessError]:
-    """Each image's model input, or the reason it has none."""
-    results: list[np.ndarray | PreprocessError] = []
-    for data in images:
-        try:
-            results.append(preprocess(data, limits))
-        except PreprocessError as error:
-            results.append(error)
-    return results
+async def preprocess_image(
+    data: bytes, limits: Limits, isolation: IsolatedPreprocessing
+) -> np.ndarray:
+    """The model input of an image: a canvas export here, anything else in an isolated
+    process, where its decoding cannot hold the event loop or the server's memory."""
+    header = png_header(data)
+    if header is not None and header.is_canvas_export(INLINE_MAX_PIXELS):
+        return preprocess(data, limits)
+    return await isolation.preprocess(data, limits)
 
 
 @router.post(
@@ -112,22 +107,32 @@ async def predict_batch(
     files: Annotated[list[UploadFile], File(description="The images, in order.")],
     settings: SettingsDep,
     classifier: ClassifierDep,
+    isolation: IsolationDep,
     include_input: IncludeInput = False,
 ) -> BatchPrediction:
     """Multipart field `files`, repeated. One result per image, in order; an image that
     cannot be read gets its own error without failing the others."""
     if len(files) > settings.max_batch_images:
         raise HTTPException(413, f"at most {settings.max_batch_images} images per request")
-    images = [await upload.read() for upload in files]
-    inputs = await run_in_threadpool(preprocess_all, images, image_limits(settings))
+    limits = image_limits(settings)
+    inputs: list[np.ndarray | ImageError] = []
+    for upload in files:
+        # One at a time: a batch takes one decoding slot, not all of them.
+        try:
+            inputs.append(await preprocess_image(await upload.read(), limits, isolation))
+        except PreprocessError as error:
+            # Only the status and message are kept: the exception's traceback would keep
+            # the decoded arrays of its frames alive as long as the results.
+            inputs.append(ImageError(status=error.status_code, detail=str(error)))
+        except ServiceBusyError as busy:
+            inputs.append(ImageError(status=503, detail=str(busy)))
     valid = [model_input for model_input in inputs if isinstance(model_input, np.ndarray)]
     # One forward pass for the whole batch.
     probabilities = iter(classifier.predict(np.stack(valid)) if valid else ())
     results = []
     for upload, model_input in zip(files, inputs, strict=True):
-        if isinstance(model_input, PreprocessError):
-            error = ImageError(status=model_input.status_code, detail=str(model_input))
-            results.append(BatchResult(filename=upload.filename, error=error))
+        if isinstance(model_input, ImageError):
+            results.append(BatchResult(filename=upload.filename, error=model_input))
         else:
             prediction = to_prediction(next(probabilities), model_input if include_input else None)
             results.append(BatchResult(filename=upload.filename, prediction=prediction))

@@ -1,0 +1,111 @@
+"""Preprocessing of untrusted images in fresh processes, under limits the kernel enforces.
+
+A decoder runs in C: a thread cannot be stopped in the middle of one, and a thread's memory
+is the server's. So every image that is not known to be cheap (see app.serving.image_files)
+is preprocessed in a process of its own, forked from a server that has the preprocessing
+modules loaded already (multiprocessing's forkserver: about 20 ms per image), limited to
+`cpu_seconds` of CPU time (RLIMIT_CPU: the kernel stops it) and to `memory_mb` of address
+space (RLIMIT_AS: allocations beyond fail). The process ends with the image, and its memory
+with it. At most `slots` run at once; `queue` more requests may wait for one, for at most
+QUEUE_WAIT_SECONDS; beyond that, 503 with Retry-After.
+"""
+
+import asyncio
+import multiprocessing
+import resource
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
+
+import numpy as np
+
+from app.serving.preprocessing import ImageTooLargeError, Limits, PreprocessError, preprocess
+
+T = TypeVar("T")
+QUEUE_WAIT_SECONDS = 10.0
+RETRY_AFTER_SECONDS = 1
+
+
+class ServiceBusyError(Exception):
+    """Every slot is taken and the queue is full: the client should retry shortly (503)."""
+
+    retry_after = RETRY_AFTER_SECONDS
+
+
+def limit_this_process(cpu_seconds: int, memory_mb: int) -> None:
+    """In the fresh process, before the image: the limits its work runs under."""
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+    memory = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+
+def preprocess_within_limits(data: bytes, limits: Limits) -> np.ndarray:
+    try:
+        return preprocess(data, limits)
+    except MemoryError:
+        raise ImageTooLargeError("the image needs more memory to decode than allowed") from None
+
+
+class IsolatedPreprocessing:
+    """`await preprocess(data, limits)` in a fresh limited process per image."""
+
+    def __init__(self, slots: int, queue: int, cpu_seconds: int, memory_mb: int) -> None:
+        self.context = multiprocessing.get_context("forkserver")
+        # Imported once by the fork server, not once per image.
+        self.context.set_forkserver_preload(["app.serving.isolation"])
+        self.limits = (cpu_seconds, memory_mb)
+        self.queue_limit = queue
+        self.waiting = 0
+        self.idle: asyncio.Queue[ProcessPoolExecutor] = asyncio.Queue()
+        for _ in range(slots):
+            self.idle.put_nowait(self.new_slot())
+
+    def new_slot(self) -> ProcessPoolExecutor:
+        # One process per executor: a process the kernel stops breaks its executor, and
+        # with one per slot nothing else fails with it.
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=self.context,
+            initializer=limit_this_process,
+            initargs=self.limits,
+            max_tasks_per_child=1,
+        )
+
+    async def preprocess(self, data: bytes, limits: Limits) -> np.ndarray:
+        return await self.run(preprocess_within_limits, data, limits)
+
+    async def run(self, function: Callable[..., T], *arguments: object) -> T:
+        """`function(*arguments)` in a fresh limited process; a PreprocessError if the
+        kernel had to stop it."""
+        slot = await self.take_slot()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(slot, function, *arguments)
+        except BrokenProcessPool:
+            slot.shutdown(wait=False)
+            slot = self.new_slot()
+            cpu_seconds, memory_mb = self.limits
+            raise PreprocessError(
+                f"the image could not be decoded within {cpu_seconds} s of CPU time and "
+                f"{memory_mb} MB of memory"
+            ) from None
+        finally:
+            self.idle.put_nowait(slot)
+
+    async def take_slot(self) -> ProcessPoolExecutor:
+        if self.idle.empty() and self.waiting >= self.queue_limit:
+            raise ServiceBusyError("the server is busy decoding other images; retry shortly")
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(QUEUE_WAIT_SECONDS):
+                return await self.idle.get()
+        except TimeoutError:
+            raise ServiceBusyError(
+                "the server is busy decoding other images; retry shortly"
+            ) from None
+        finally:
+            self.waiting -= 1
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            self.idle.get_nowait().shutdown(wait=False, cancel_futures=True)
