@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
-.PHONY: run test test-fast lint format train evaluate bench install install-train install-dev \
+.PHONY: run test test-fast lint format train evaluate bench soak install install-train install-dev \
 	test-docker chromium wrk
 
 # Three layers, each reinstalled only when its requirements file changes: serving (make run,
@@ -72,6 +72,11 @@ wrk:
 # Our server against the naive baseline under wrk; writes bench/results.md.
 bench: install-train wrk
 	MNIST_DIR=$(MNIST_DIR) $(BIN)/python -m bench.run
+
+# Hostile bursts and a mixed valid/invalid load on the real server (SOAK_SECONDS, default
+# 120); writes bench/soak-results.md.
+soak: install-train wrk
+	MNIST_DIR=$(MNIST_DIR) $(BIN)/python -m bench.soak
 
 # Builds the Docker image, runs it and checks it (BASE_IMAGE, KEEP_IMAGE=1: see the script).
 test-docker: install-dev

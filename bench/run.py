@@ -35,6 +35,7 @@ from app.serving.model_file import load_classifier
 from app.serving.preprocessing import preprocess
 from app.training.data import load_idx_directory
 from app.training.drawings import DrawingStyle, render_drawing
+from bench.processes import cpu_seconds, resident_mb, server_processes
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results.md"
@@ -124,40 +125,9 @@ def running_server(
         process.wait(timeout=30)
 
 
-def stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/<pid>/stat after the command name (state first), or None once the
-    process has ended."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def server_processes(pid: int) -> list[int]:
-    """The server and its workers (a supervisor's children)."""
-    pids = [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-    return [pid] + [child for child in pids if (stat_fields(child) or [0, 0])[1] == str(pid)]
-
-
-def resident_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1)) / 1024
-
-
 def worker_memory_mb(pid: int) -> list[float]:
     """Resident memory of each process that serves: the server itself, or its workers."""
-    processes = server_processes(pid)
-    return [resident_mb(worker) for worker in processes[1:] or processes]
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time used so far by a server and its workers."""
-    ticks = 0
-    for process in server_processes(pid):
-        fields = stat_fields(process)
-        if fields is not None:
-            ticks += int(fields[11]) + int(fields[12])  # user and system time
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return [resident_mb(worker) for worker in server_processes(pid)]
 
 
 def wait_until_idle(pid: int, timeout: float = 120.0) -> None:

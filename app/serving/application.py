@@ -9,8 +9,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
+from app.serving.connections import BodyDeadlineMiddleware
 from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handlers
 from app.serving.isolation import IsolatedPreprocessing
+from app.serving.logs import quiet_repeated_errors
 from app.serving.model_file import ModelFileError, load_classifier, read_model_card
 from app.serving.routes import docs, pages, predict, status
 from app.serving.security import SecurityHeadersMiddleware
@@ -24,6 +26,7 @@ logger = logging.getLogger("uvicorn.error")
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    quiet_repeated_errors()
     try:
         classifier = load_classifier(settings.model_path)
     except ModelFileError as error:
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.classifier = None
     app.state.model_card = {}
     install_error_handlers(app)
+    app.add_middleware(BodyDeadlineMiddleware, seconds=settings.body_timeout_seconds)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,15 +1,27 @@
 """Every error is JSON {"detail": "..."} with a status that says whose fault it was."""
 
 import json
+import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.serving.isolation import ServiceBusyError
 from app.serving.preprocessing import PreprocessError
+
+logger = logging.getLogger("uvicorn.error")
+# What FastAPI says when a multipart part meant as a file arrived as a text field: a part
+# without a filename parameter, or with RFC 2231's filename*= only (not allowed in
+# multipart/form-data, RFC 7578 4.2, so the multipart parser ignores it).
+NOT_A_FILE = "Expected UploadFile"
+NOT_A_FILE_DETAIL = (
+    "a file was expected but a text field arrived: give the part a filename parameter "
+    "(filename*= alone is not allowed in multipart/form-data)"
+)
 
 
 def describe_validation_error(error: RequestValidationError) -> str:
@@ -17,7 +29,8 @@ def describe_validation_error(error: RequestValidationError) -> str:
     problems = []
     for problem in error.errors():
         location = ".".join(str(part) for part in problem["loc"] if part not in ("body", "query"))
-        problems.append(f"{location}: {problem['msg']}" if location else problem["msg"])
+        message = NOT_A_FILE_DETAIL if NOT_A_FILE in problem["msg"] else problem["msg"]
+        problems.append(f"{location}: {message}" if location else message)
     # A malformed list of 784 values can fail on every one; the first few say enough.
     shown = "; ".join(problems[:3])
     return shown + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
@@ -39,6 +52,16 @@ async def service_busy(request: Request, error: ServiceBusyError) -> JSONRespons
     )
 
 
+async def client_gone(request: Request, error: ClientDisconnect) -> Response:
+    """The client went away in the middle of its upload: nobody to answer, nothing wrong."""
+    logger.info(
+        "%s %s: the client disconnected before its request arrived",
+        request.method,
+        request.url.path,
+    )
+    return Response(status_code=400)
+
+
 async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
     """A bug: the client gets JSON without internals; the server log gets the traceback."""
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -48,6 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(PreprocessError, preprocess_error)
     app.add_exception_handler(ServiceBusyError, service_busy)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected_error)
 
 

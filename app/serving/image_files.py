@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 JPEG_SIGNATURE = b"\xff\xd8"
+# How each supported format begins (WebP: a RIFF container of type WEBP).
+SIGNATURES = (PNG_SIGNATURE, JPEG_SIGNATURE, b"GIF87a", b"GIF89a", b"BM", b"RIFF")
 # libpng and browsers write IDAT chunks of 8 to 64 kB: a 10 MB PNG has about 1,300 chunks.
 MAX_PNG_CHUNKS = 4096
 # A progressive JPEG has about 10 scans (libjpeg's default script); a baseline one, 1.
@@ -39,6 +41,11 @@ class PngHeader:
             and self.colour_type in CANVAS_COLOUR_TYPES
             and self.width * self.height <= max_pixels
         )
+
+
+def has_image_signature(data: bytes) -> bool:
+    """Whether the bytes begin as a PNG, JPEG, GIF, BMP or WebP file does."""
+    return data.startswith(SIGNATURES) and (not data.startswith(b"RIFF") or data[8:12] == b"WEBP")
 
 
 def png_header(data: bytes) -> PngHeader | None:

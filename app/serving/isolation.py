@@ -12,10 +12,14 @@ QUEUE_WAIT_SECONDS; beyond that, 503 with Retry-After.
 
 import asyncio
 import multiprocessing
+import os
 import resource
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import forkserver
+from multiprocessing.connection import wait
 from typing import TypeVar
 
 import numpy as np
@@ -34,10 +38,19 @@ class ServiceBusyError(Exception):
 
 
 def limit_this_process(cpu_seconds: int, memory_mb: int) -> None:
-    """In the fresh process, before the image: the limits its work runs under."""
+    """In the fresh process, before the image: the limits its work runs under, and an end
+    with the server process that asked for it (killed, it could not tell it to stop)."""
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
     memory = memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    threading.Thread(target=exit_with_server, daemon=True).start()
+
+
+def exit_with_server() -> None:
+    """Wait for the server process to end, then end this one: an idle process waiting for
+    its image would otherwise wait forever, and keep the fork server alive with it."""
+    wait([multiprocessing.parent_process().sentinel])
+    os._exit(1)
 
 
 def preprocess_within_limits(data: bytes, limits: Limits) -> np.ndarray:
@@ -52,8 +65,10 @@ class IsolatedPreprocessing:
 
     def __init__(self, slots: int, queue: int, cpu_seconds: int, memory_mb: int) -> None:
         self.context = multiprocessing.get_context("forkserver")
-        # Imported once by the fork server, not once per image.
+        # Imported once by the fork server, not once per image; the fork server itself is
+        # started now, beside the server's start-up, not by the first photo (0.5 s).
         self.context.set_forkserver_preload(["app.serving.isolation"])
+        threading.Thread(target=forkserver.ensure_running, daemon=True).start()
         self.limits = (cpu_seconds, memory_mb)
         self.queue_limit = queue
         self.waiting = 0
@@ -80,7 +95,10 @@ class IsolatedPreprocessing:
         kernel had to stop it."""
         slot = await self.take_slot()
         try:
-            return await asyncio.get_running_loop().run_in_executor(slot, function, *arguments)
+            # Submitting may start the slot's process (a round trip to the fork server): not
+            # on the event loop.
+            submitted = await asyncio.to_thread(slot.submit, function, *arguments)
+            return await asyncio.wrap_future(submitted)
         except BrokenProcessPool:
             slot.shutdown(wait=False)
             slot = self.new_slot()
@@ -108,4 +126,4 @@ class IsolatedPreprocessing:
 
     def close(self) -> None:
         while not self.idle.empty():
-            self.idle.get_nowait().shutdown(wait=False, cancel_futures=True)
+            self.idle.get_nowait().shutdown()

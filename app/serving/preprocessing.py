@@ -29,11 +29,12 @@ import pyspng
 from PIL import Image, ImageOps
 
 from app.mnist import CENTRE, DIGIT_BOX, IMAGE_SIDE, INPUT_SIZE
-from app.serving.image_files import CostlyImageError, check_decoding_cost
+from app.serving.image_files import CostlyImageError, check_decoding_cost, has_image_signature
 
 # PNG modes decoded by libspng (RGB only without a transparent colour, which it would drop).
 FAST_PNG_MODES = ("RGBA", "RGB")
 SUPPORTED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+NOT_AN_IMAGE = "the body is not a PNG, JPEG, WebP, GIF or BMP image"
 MAX_EXIF_BYTES = 64 * 1024
 
 # Larger images are reduced to this side before the pixel work; a digit in it still spans far
@@ -95,11 +96,18 @@ class Limits:
     max_side: int = 8192
 
 
+def check_format(data: bytes) -> None:
+    """Refuse at once bytes that no supported format begins with."""
+    if not data:
+        raise UnsupportedImageError("the request has no image: the body is empty")
+    if not has_image_signature(data):
+        raise UnsupportedImageError(NOT_AN_IMAGE)
+
+
 def open_image(data: bytes, limits: Limits) -> Image.Image:
     """Open PNG, JPEG, WebP, GIF (first frame) or BMP bytes, reading only the header, and
     refuse images over the limits before any pixel is decoded."""
-    if not data:
-        raise UnsupportedImageError("the request has no image: the body is empty")
+    check_format(data)
     try:
         check_decoding_cost(data)
     except CostlyImageError as error:
@@ -115,7 +123,7 @@ def open_image(data: bytes, limits: Limits) -> Image.Image:
         raise ImageTooLargeError(f"the image is too large: {limit}") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UnsupportedImageError(
-            "the body is not a PNG, JPEG, WebP, GIF or BMP image"
+            NOT_AN_IMAGE
             + (f" ({error})" if not isinstance(error, Image.UnidentifiedImageError) else "")
         ) from None
 

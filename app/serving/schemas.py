@@ -5,7 +5,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
-Pixel = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+# Strict: numbers only (integers included), not "0.5" or true.
+Pixel = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
 class Prediction(BaseModel):

@@ -4,17 +4,26 @@ One worker is uvicorn alone; several are gunicorn's arbiter with uvicorn's worke
 listening on a socket of its own (see app.serving.workers).
 """
 
+import resource
 import sys
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 
+from app.serving.connections import uvicorn_options
 from app.serving.settings import Settings
-from app.serving.workers import GRACEFUL_SHUTDOWN_SECONDS, run_workers
+from app.serving.workers import run_workers
+
+
+def raise_open_file_limit() -> None:
+    """Up to the hard limit: the usual soft limit of 1,024 is a thousand idle connections."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def main() -> None:
     settings = Settings()
+    raise_open_file_limit()
     if settings.workers > 1:
         sys.exit(run_workers(settings))
     config = uvicorn.Config(
@@ -22,14 +31,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        # Python's own event loop, not uvloop: with handlers that keep the CPU busy for a
-        # millisecond or two, uvloop served some connections seconds late (64 connections,
-        # 6 s of load: slowest answer 5.8 s under uvloop, 0.27 s under asyncio) and its
-        # tracker records responses sent to the wrong request under heavy load (uvloop #645).
-        loop="asyncio",
-        http="httptools",
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        proxy_headers=False,
+        **uvicorn_options(settings),
     )
     server = uvicorn.Server(config)
     server.run()

@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     decode_cpu_seconds: Annotated[int, Field(gt=0, validation_alias=_env("DECODE_CPU_SECONDS"))] = 2
     # Address space, the ~290 MB of libraries included: a 4096x4096 RGBA image needs ~200 MB.
     decode_memory_mb: Annotated[int, Field(gt=0, validation_alias=_env("DECODE_MEMORY_MB"))] = 768
+    # Slow and idle clients (see app.serving.connections): 408 past these, and 503 for
+    # requests beyond this many connections and requests at once per server process.
+    header_timeout_seconds: Annotated[
+        float, Field(gt=0, validation_alias=_env("HEADER_TIMEOUT_SECONDS"))
+    ] = 10.0
+    body_timeout_seconds: Annotated[
+        float, Field(gt=0, validation_alias=_env("BODY_TIMEOUT_SECONDS"))
+    ] = 60.0
+    max_connections: Annotated[int, Field(gt=0, validation_alias=_env("MAX_CONNECTIONS"))] = 1000
     cors_origins: Annotated[list[str], NoDecode, Field(validation_alias=_env("CORS_ORIGINS"))] = []
     log_level: Annotated[LogLevel, Field(validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))] = "info"
     host: Annotated[str, Field(validation_alias=_env("HOST", "HOST"))] = "127.0.0.1"

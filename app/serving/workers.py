@@ -30,14 +30,13 @@ from gunicorn.workers.base import Worker
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn_worker import UvicornWorker
 
+from app.serving.connections import GRACEFUL_SHUTDOWN_SECONDS, uvicorn_options
 from app.serving.settings import Settings
 
 logger = logging.getLogger("uvicorn.error")
 
 # How often a worker checks that its supervisor is still there.
 PARENT_CHECK_SECONDS = 0.5
-# Requests in flight get this long to finish after SIGTERM.
-GRACEFUL_SHUTDOWN_SECONDS = 10
 # A worker that dies within this time of its start counts as crash-looping: its replacement
 # waits, first the shortest delay, then twice as long each time, up to the longest.
 STABLE_WORKER_SECONDS = 10.0
@@ -49,13 +48,10 @@ class ServingWorker(UvicornWorker):
     """uvicorn's worker for gunicorn, configured as `python -m app.serve` runs uvicorn alone,
     which stops when its supervisor is gone."""
 
-    CONFIG_KWARGS: dict[str, Any] = {  # noqa: RUF012 - uvicorn_worker's own declaration
-        # See app.serving.server for why asyncio's loop and not uvloop.
-        "loop": "asyncio",
-        "http": "httptools",
-        "proxy_headers": False,
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
-    }
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Read by uvicorn_worker's own __init__ to configure uvicorn.
+        self.CONFIG_KWARGS = uvicorn_options(Settings())
+        super().__init__(*args, **kwargs)
 
     def run(self) -> None:
         threading.Thread(target=self.stop_when_orphaned, name="parent-watch", daemon=True).start()

@@ -266,6 +266,36 @@ HOSTILE = {
         {"content": b'{"pixels": [' + b"0," * 500_000 + b"0]}", "headers": JSON},
         413,
     ),
+    "pixel as a numeric string": (
+        "/api/predict/pixels",
+        {"json": {"pixels": ["0.5"] + [0.0] * 783}},
+        422,
+    ),
+    "pixel as a boolean": ("/api/predict/pixels", {"json": {"pixels": [True] + [0.0] * 783}}, 422),
+    "JSON not UTF-8": (
+        "/api/predict/pixels",
+        {"content": b'{"pixels": [\xff]}', "headers": JSON},
+        400,
+    ),
+    "multipart boundary of 300 characters": (
+        "/api/predict",
+        {
+            "content": b"--" + b"b" * 300 + b"\r\nContent-Disposition: form-data; "
+            b'name="file"; filename="a.png"\r\n\r\nx\r\n--' + b"b" * 300 + b"--\r\n",
+            "headers": {"Content-Type": "multipart/form-data; boundary=" + "b" * 300},
+        },
+        400,
+    ),
+    "file sent with filename* only (RFC 2231)": (
+        "/api/predict",
+        {
+            "content": b'--b\r\nContent-Disposition: form-data; name="file"; '
+            b"filename*=UTF-8''%E2%9C%93.png\r\nContent-Type: image/png\r\n\r\n"
+            b"\x89PNG\r\n--b--\r\n",
+            "headers": {"Content-Type": "multipart/form-data; boundary=b"},
+        },
+        422,
+    ),
     "bad query parameter": (
         "/api/predict?include_input=maybe",
         {"content": b"x", "headers": PNG},
@@ -299,6 +329,26 @@ def test_server_keeps_serving_after_hostile_input(client: TestClient, seven: byt
     response = client.post("/api/predict", content=seven, headers=PNG)
     assert response.status_code == 200
     assert_prediction(response.json(), 7)
+
+
+def test_a_file_sent_as_a_text_field_is_explained(client: TestClient) -> None:
+    path, request, _ = HOSTILE["file sent with filename* only (RFC 2231)"]
+    detail = client.post(path, **request).json()["detail"]
+    assert detail.startswith("file: a file was expected but a text field arrived")
+
+
+def test_health_answers_head_as_well(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz"):
+        response = client.head(path)
+        assert response.status_code == 200
+        assert response.content == b""
+
+
+def test_the_openapi_schema_documents_every_error(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in ("/api/predict", "/api/predict/batch", "/api/predict/pixels"):
+        documented = set(paths[path]["post"]["responses"])
+        assert {"200", "400", "408", "413", "415", "422", "503"} <= documented, path
 
 
 def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:

@@ -11,6 +11,7 @@ from app.serving.application import create_app
 from app.serving.dependencies import get_classifier
 from app.serving.settings import Settings
 
+PNG = {"Content-Type": "image/png"}
 PROBABILITIES = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.5, 0.1, 0.12])
 
 
@@ -87,3 +88,18 @@ def test_nothing_reaches_the_model_when_the_image_is_refused(
     response = client.post("/api/predict", content=b"GIF89a", headers={"Content-Type": "image/gif"})
     assert response.status_code == 415
     assert fake.calls == []
+
+
+def test_a_bug_is_a_500_in_json_with_the_security_headers(seven_png: bytes) -> None:
+    class BrokenClassifier:
+        def predict(self, inputs: np.ndarray) -> np.ndarray:
+            raise RuntimeError("a bug")
+
+    app = create_app(Settings())
+    app.dependency_overrides[get_classifier] = BrokenClassifier
+    with TestClient(app, raise_server_exceptions=False) as broken:
+        response = broken.post("/api/predict", content=seven_png, headers=PNG)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error"}
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"

@@ -9,7 +9,7 @@ from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
 from app.serving.image_files import png_header
 from app.serving.isolation import IsolatedPreprocessing, ServiceBusyError
-from app.serving.preprocessing import Limits, PreprocessError, preprocess
+from app.serving.preprocessing import Limits, PreprocessError, check_format, preprocess
 from app.serving.schemas import (
     BatchPrediction,
     BatchResult,
@@ -92,6 +92,7 @@ async def preprocess_image(
 ) -> np.ndarray:
     """The model input of an image: a canvas export here, anything else in an isolated
     process, where its decoding cannot hold the event loop or the server's memory."""
+    check_format(data)  # bytes of no image format are refused here, without a process
     header = png_header(data)
     if header is not None and header.is_canvas_export(INLINE_MAX_PIXELS):
         return preprocess(data, limits)

@@ -14,11 +14,14 @@ async def model_card(card: ModelCardDep) -> ModelCard:
     return ModelCard.model_validate(card)
 
 
+# HEAD as well as GET: load balancers and uptime probes often ask with HEAD.
 @router.get("/healthz", tags=["health"], summary="The process is alive")
+@router.head("/healthz", include_in_schema=False)
 async def healthz() -> Status:
     return Status(status="ok")
 
 
+@router.head("/readyz", include_in_schema=False)
 @router.get(
     "/readyz",
     tags=["health"],
