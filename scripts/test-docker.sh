@@ -178,7 +178,10 @@ awk -v s="$stop_seconds" -v max="$MAX_STOP_SECONDS" 'BEGIN { exit !(s <= max) }'
   fail "docker stop took $stop_seconds s (more than $MAX_STOP_SECONDS s)"
 # 0: Python as PID 1 ends normally after uvicorn's shutdown; 143 (SIGTERM) if run with --init.
 [[ "$exit_code" == 0 || "$exit_code" == 143 ]] || fail "exit code $exit_code after docker stop"
-docker logs "$container" 2>&1 | grep -q "Application shutdown complete" ||
+# Read whole first: grep -q stops at the first match, and with pipefail the SIGPIPE that
+# docker logs then gets would count as a failure.
+container_log=$(docker logs "$container" 2>&1)
+grep -q "Application shutdown complete" <<<"$container_log" ||
   fail "the log shows no graceful shutdown"
 echo "graceful shutdown: OK"
 
