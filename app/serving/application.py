@@ -14,7 +14,7 @@ from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handle
 from app.serving.isolation import IsolatedPreprocessing
 from app.serving.logs import quiet_repeated_errors
 from app.serving.model_file import ModelFileError, load_classifier, read_model_card
-from app.serving.routes import docs, pages, predict, status
+from app.serving.routes import docs, pages, predict, read, status
 from app.serving.security import SecurityHeadersMiddleware
 from app.serving.settings import Settings
 from app.serving.static_files import VersionedStaticFiles
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(predict.router)
     app.include_router(predict.pixels_router, max_body_size=settings.max_pixels_request_bytes)
+    app.include_router(read.router)
     app.include_router(status.router)
     app.include_router(docs.router)
     app.state.static_files = VersionedStaticFiles()

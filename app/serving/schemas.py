@@ -20,6 +20,14 @@ class Prediction(BaseModel):
         list[list[float]] | None,
         Field(description="The 28x28 input the model saw (with include_input=true)."),
     ] = None
+    digits_found: Annotated[
+        int | None,
+        Field(
+            ge=2,
+            description="When the image seems to hold several digits, how many: this answer "
+            "reads it as one. POST /api/read reads each.",
+        ),
+    ] = None
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -93,3 +101,43 @@ class ModelCard(BaseModel):
     )
     versions: dict[str, str] | None = None
     created: str | None = None
+
+
+class ReadDigitResult(Prediction):
+    box: Annotated[
+        list[int],
+        Field(
+            min_length=4,
+            max_length=4,
+            description="Where the digit is: x, y, width, height in the image's pixels.",
+        ),
+    ]
+
+
+class NumberReading(BaseModel):
+    number: Annotated[str, Field(description="The digits read, left to right.")]
+    digits: Annotated[list[ReadDigitResult], Field(description="Each digit, left to right.")]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "42",
+                    "digits": [
+                        {
+                            "digit": 4,
+                            "confidence": 0.998,
+                            "probabilities": [0.0] * 4 + [0.998] + [0.0002] * 5,
+                            "box": [40, 60, 110, 160],
+                        },
+                        {
+                            "digit": 2,
+                            "confidence": 0.991,
+                            "probabilities": [0.0, 0.001, 0.991] + [0.001] * 7,
+                            "box": [190, 58, 105, 158],
+                        },
+                    ],
+                }
+            ]
+        }
+    )

@@ -83,18 +83,19 @@ def api(client: TestClient) -> TestClient:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(images(), st.booleans())
+@given(images(), st.sampled_from(["/api/predict", "/api/read"]), st.booleans())
 def test_the_api_answers_200_or_a_client_error_in_json(
-    api: TestClient, data: bytes, as_multipart: bool
+    api: TestClient, data: bytes, path: str, as_multipart: bool
 ) -> None:
     if as_multipart:
-        response = api.post("/api/predict", files={"file": ("drawing", data, "image/png")})
+        response = api.post(path, files={"file": ("drawing", data, "image/png")})
     else:
-        response = api.post("/api/predict", content=data, headers={"Content-Type": "image/png"})
+        response = api.post(path, content=data, headers={"Content-Type": "image/png"})
     assert response.status_code in (200, 413, 415, 422), response.text
     body = response.json()
-    if response.status_code == 200:
-        assert 0 <= body["digit"] <= 9
-        assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
-    else:
+    if response.status_code != 200:
         assert list(body) == ["detail"] and body["detail"]
+        return
+    for answer in body["digits"] if path == "/api/read" else [body]:
+        assert 0 <= answer["digit"] <= 9
+        assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-4)

@@ -7,9 +7,8 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
-from app.serving.image_files import png_header
-from app.serving.isolation import IsolatedPreprocessing, ServiceBusyError
-from app.serving.preprocessing import Limits, PreprocessError, check_format, preprocess
+from app.serving.isolation import ServiceBusyError
+from app.serving.preprocessing import Limits, PreprocessError
 from app.serving.schemas import (
     BatchPrediction,
     BatchResult,
@@ -18,12 +17,9 @@ from app.serving.schemas import (
     PixelsRequest,
     Prediction,
 )
+from app.serving.segmentation import preprocess_counting_digits
 from app.serving.settings import Settings
 from app.serving.uploads import RAW_IMAGE_BODY, ImageBytes
-
-# Canvas exports up to this many pixels (the page's 560x560 canvas, a 640x640 one) are
-# preprocessed on the event loop: a millisecond or two, less than handing them elsewhere.
-INLINE_MAX_PIXELS = 640 * 640
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Unparsable body (multipart or JSON)"},
@@ -50,16 +46,22 @@ def image_limits(settings: Settings) -> Limits:
     return Limits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
 
 
-def to_prediction(probabilities: np.ndarray, model_input: np.ndarray | None = None) -> Prediction:
+def to_prediction(
+    probabilities: np.ndarray, model_input: np.ndarray | None = None, digits_found: int = 1
+) -> Prediction:
     digit = int(probabilities.argmax())
     return Prediction(
         digit=digit,
         confidence=float(probabilities[digit]),
         probabilities=probabilities.tolist(),
-        input=None
-        if model_input is None
-        else model_input.reshape(IMAGE_SIDE, IMAGE_SIDE).round(4).tolist(),
+        input=None if model_input is None else rows_of(model_input),
+        digits_found=digits_found if digits_found > 1 else None,
     )
+
+
+def rows_of(model_input: np.ndarray) -> list[list[float]]:
+    """The 28x28 input as rows of floats, rounded for JSON."""
+    return model_input.reshape(IMAGE_SIDE, IMAGE_SIDE).round(4).tolist()
 
 
 @router.post(
@@ -82,21 +84,11 @@ async def predict_image(
     `curl -F file=@digit.png http://localhost:8000/api/predict`, or the raw bytes with
     `Content-Type: image/png`.
     """
-    model_input = await preprocess_image(image, image_limits(settings), isolation)
+    model_input, digits_found = await isolation.process(
+        preprocess_counting_digits, image, image_limits(settings)
+    )
     probabilities = classifier.predict(model_input[np.newaxis])[0]
-    return to_prediction(probabilities, model_input if include_input else None)
-
-
-async def preprocess_image(
-    data: bytes, limits: Limits, isolation: IsolatedPreprocessing
-) -> np.ndarray:
-    """The model input of an image: a canvas export here, anything else in an isolated
-    process, where its decoding cannot hold the event loop or the server's memory."""
-    check_format(data)  # bytes of no image format are refused here, without a process
-    header = png_header(data)
-    if header is not None and header.is_canvas_export(INLINE_MAX_PIXELS):
-        return preprocess(data, limits)
-    return await isolation.preprocess(data, limits)
+    return to_prediction(probabilities, model_input if include_input else None, digits_found)
 
 
 @router.post(
@@ -116,26 +108,31 @@ async def predict_batch(
     if len(files) > settings.max_batch_images:
         raise HTTPException(413, f"at most {settings.max_batch_images} images per request")
     limits = image_limits(settings)
-    inputs: list[np.ndarray | ImageError] = []
+    inputs: list[tuple[np.ndarray, int] | ImageError] = []
     for upload in files:
         # One at a time: a batch takes one decoding slot, not all of them.
         try:
-            inputs.append(await preprocess_image(await upload.read(), limits, isolation))
+            inputs.append(
+                await isolation.process(preprocess_counting_digits, await upload.read(), limits)
+            )
         except PreprocessError as error:
             # Only the status and message are kept: the exception's traceback would keep
             # the decoded arrays of its frames alive as long as the results.
             inputs.append(ImageError(status=error.status_code, detail=str(error)))
         except ServiceBusyError as busy:
             inputs.append(ImageError(status=503, detail=str(busy)))
-    valid = [model_input for model_input in inputs if isinstance(model_input, np.ndarray)]
+    valid = [read[0] for read in inputs if not isinstance(read, ImageError)]
     # One forward pass for the whole batch.
     probabilities = iter(classifier.predict(np.stack(valid)) if valid else ())
     results = []
-    for upload, model_input in zip(files, inputs, strict=True):
-        if isinstance(model_input, ImageError):
-            results.append(BatchResult(filename=upload.filename, error=model_input))
+    for upload, read in zip(files, inputs, strict=True):
+        if isinstance(read, ImageError):
+            results.append(BatchResult(filename=upload.filename, error=read))
         else:
-            prediction = to_prediction(next(probabilities), model_input if include_input else None)
+            model_input, digits_found = read
+            prediction = to_prediction(
+                next(probabilities), model_input if include_input else None, digits_found
+            )
             results.append(BatchResult(filename=upload.filename, prediction=prediction))
     return BatchPrediction(results=results)
 
