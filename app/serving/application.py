@@ -13,9 +13,10 @@ from app.serving.connections import BodyDeadlineMiddleware
 from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handlers
 from app.serving.isolation import IsolatedPreprocessing
 from app.serving.logs import quiet_repeated_errors
-from app.serving.model_file import ModelFileError, load_classifier, read_model_card
+from app.serving.model_file import ModelFileError
 from app.serving.routes import docs, pages, predict, read, status
 from app.serving.security import SecurityHeadersMiddleware
+from app.serving.served_models import load_served_models
 from app.serving.settings import Settings
 from app.serving.static_files import VersionedStaticFiles
 
@@ -28,14 +29,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     quiet_repeated_errors()
     try:
-        classifier = load_classifier(settings.model_path)
+        models = load_served_models(settings)
     except ModelFileError as error:
         logger.error("Cannot serve the model: %s", error)
         raise
-    # The first matrix product pays for lazy set-up inside NumPy; not the first user.
-    classifier.predict(np.zeros((1, classifier.input_size), dtype=np.float32))
-    app.state.model_card = read_model_card(settings.model_path)
-    app.state.classifier = classifier
+    for model in models.values():
+        # The first matrix product pays for lazy set-up inside NumPy; not the first user.
+        model.classifier.predict(np.zeros((1, model.classifier.input_size), dtype=np.float32))
+    app.state.models = models
     app.state.isolation = IsolatedPreprocessing(
         slots=settings.decode_slots,
         queue=settings.decode_queue,
@@ -43,10 +44,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         memory_mb=settings.decode_memory_mb,
     )
     logger.info(
-        "Serving %s (%s)", settings.model_path, app.state.model_card.get("created", "no card")
+        "Serving %s (%s)", settings.model_path, models["default"].card.get("created", "no card")
     )
     yield
-    app.state.classifier = None
+    app.state.models = {}
     app.state.isolation.close()
 
 
@@ -73,8 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.classifier = None
-    app.state.model_card = {}
+    app.state.models = {}
     install_error_handlers(app)
     app.add_middleware(BodyDeadlineMiddleware, seconds=settings.body_timeout_seconds)
     if settings.cors_origins:

@@ -9,10 +9,11 @@ with `app.dependency_overrides[get_classifier]`.
 
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 
 from app.serving.inference import DenseClassifier
 from app.serving.isolation import IsolatedPreprocessing
+from app.serving.served_models import ModelName, ServedModel
 from app.serving.settings import Settings
 
 
@@ -20,16 +21,32 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_classifier(request: Request) -> DenseClassifier:
-    """The served model; 503 until the lifespan has loaded it."""
-    classifier = request.app.state.classifier
-    if classifier is None:
+async def get_models(request: Request) -> dict[str, ServedModel]:
+    """The served models; 503 until the lifespan has loaded them."""
+    if not request.app.state.models:
         raise HTTPException(503, "the model is not loaded")
-    return classifier
+    return request.app.state.models
+
+
+ModelsDep = Annotated[dict[str, ServedModel], Depends(get_models)]
+
+
+async def get_classifier(
+    models: ModelsDep,
+    model: Annotated[
+        ModelName,
+        Query(description="default: the served model; seed: the book's recipe, for comparison."),
+    ] = "default",
+) -> DenseClassifier:
+    if model not in models:
+        raise HTTPException(404, f"the model {model!r} is not served here")
+    return models[model].classifier
 
 
 async def get_model_card(request: Request) -> dict[str, Any]:
-    return request.app.state.model_card
+    """The served (default) model's card; empty until it is loaded."""
+    models = request.app.state.models
+    return models["default"].card if models else {}
 
 
 async def get_isolation(request: Request) -> IsolatedPreprocessing:

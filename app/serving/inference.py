@@ -47,3 +47,46 @@ class DenseClassifier:
         hidden = inputs @ weights + self.hidden_bias
         np.maximum(hidden, 0.0, out=hidden)  # relu
         return softmax(hidden @ self.output_weights + self.output_bias)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What each pixel contributed to one digit's logit, and the two bias terms: with the
+    active hidden units fixed the network is linear in its input, so these add up to the
+    logit exactly."""
+
+    digit: int
+    pixels: np.ndarray  # (784,): x_i * sum_j W1[i, j] W2[j, digit] [h_j > 0]
+    hidden_bias: float  # sum_j b1[j] W2[j, digit] [h_j > 0]
+    output_bias: float  # b2[digit]
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """One input's way through the network, with the numbers of each step."""
+
+    hidden: np.ndarray  # (units,): relu(x . W1 + b1)
+    logits: np.ndarray  # (10,): h . W2 + b2
+    probabilities: np.ndarray  # (10,): softmax(logits)
+
+
+def forward_pass(classifier: DenseClassifier, model_input: np.ndarray) -> ForwardPass:
+    hidden = np.maximum(model_input @ classifier.hidden_weights + classifier.hidden_bias, 0.0)
+    logits = hidden @ classifier.output_weights + classifier.output_bias
+    return ForwardPass(hidden, logits, softmax(logits[np.newaxis])[0])
+
+
+def evidence(
+    classifier: DenseClassifier, model_input: np.ndarray, hidden: np.ndarray, digit: int
+) -> Evidence:
+    """The digit's logit split into one term per pixel and the two bias terms."""
+    through_active = classifier.output_weights[:, digit] * (hidden > 0)
+    pixels = np.zeros_like(model_input)
+    inked = np.flatnonzero(model_input)  # blank pixels contribute nothing
+    pixels[inked] = model_input[inked] * (classifier.hidden_weights[inked] @ through_active)
+    return Evidence(
+        digit=digit,
+        pixels=pixels,
+        hidden_bias=float(classifier.hidden_bias @ through_active),
+        output_bias=float(classifier.output_bias[digit]),
+    )

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.paths import DEFAULT_MODEL_PATH
+from app.paths import DEFAULT_MODEL_PATH, SEED_MODEL_PATH
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
@@ -22,6 +22,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 
     model_path: Annotated[Path, Field(validation_alias=_env("MODEL_PATH"))] = DEFAULT_MODEL_PATH
+    # The book's recipe, served beside the default for ?model=seed when the file is there.
+    seed_model_path: Annotated[Path, Field(validation_alias=_env("SEED_MODEL_PATH"))] = (
+        SEED_MODEL_PATH
+    )
     max_request_bytes: Annotated[int, Field(gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))] = (
         10 * 1024 * 1024
     )

@@ -7,13 +7,17 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
+from app.serving.inference import DenseClassifier, evidence, forward_pass
 from app.serving.isolation import ServiceBusyError
 from app.serving.preprocessing import Limits, PreprocessError
 from app.serving.schemas import (
     BatchPrediction,
     BatchResult,
     ErrorResponse,
+    Explanation,
+    HiddenUnit,
     ImageError,
+    PixelEvidence,
     PixelsRequest,
     Prediction,
 )
@@ -23,6 +27,7 @@ from app.serving.uploads import RAW_IMAGE_BODY, ImageBytes
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Unparsable body (multipart or JSON)"},
+    404: {"model": ErrorResponse, "description": "The ?model= asked for is not served here"},
     408: {"model": ErrorResponse, "description": "The request did not arrive in time"},
     413: {"model": ErrorResponse, "description": "Body, image or image count too large"},
     415: {"model": ErrorResponse, "description": "Not a supported image"},
@@ -40,6 +45,15 @@ pixels_router = APIRouter(prefix="/api/predict", tags=["prediction"], responses=
 IncludeInput = Annotated[
     bool, Query(description="Also return the 28x28 input the model saw, as rows of floats.")
 ]
+Explain = Annotated[
+    bool,
+    Query(
+        description="Also return how the network reached the answer: hidden activations, "
+        "logits, each pixel's part of the top two logits, the strongest hidden units."
+    ),
+]
+# How many of the hidden units that added most to the answer are shown, with their weights.
+EXPLAINED_UNITS = 8
 
 
 def image_limits(settings: Settings) -> Limits:
@@ -59,9 +73,49 @@ def to_prediction(
     )
 
 
-def rows_of(model_input: np.ndarray) -> list[list[float]]:
-    """The 28x28 input as rows of floats, rounded for JSON."""
-    return model_input.reshape(IMAGE_SIDE, IMAGE_SIDE).round(4).tolist()
+def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Rounded in 64 bits: a float32 0.1235 is 0.12349999696016312 once in JSON."""
+    return values.astype(np.float64).round(decimals)
+
+
+def rows_of(values: np.ndarray, decimals: int = 4) -> list[list[float]]:
+    """784 values as 28 rows of floats, rounded for JSON."""
+    return rounded(values, decimals).reshape(IMAGE_SIDE, IMAGE_SIDE).tolist()
+
+
+def explanation_of(classifier: DenseClassifier, model_input: np.ndarray) -> Explanation:
+    """The forward pass of one input, with the evidence for its top two digits."""
+    passed = forward_pass(classifier, model_input)
+    predicted, runner_up = (int(digit) for digit in np.argsort(passed.probabilities)[::-1][:2])
+    contributions = passed.hidden * classifier.output_weights[:, predicted]
+    strongest = np.argsort(contributions)[::-1][:EXPLAINED_UNITS]
+    # Six decimals: the 784 pixel terms and the bias terms add up to the logit within 1e-4.
+    return Explanation(
+        hidden=rounded(passed.hidden, 4).tolist(),
+        active_units=int(np.count_nonzero(passed.hidden)),
+        logits=rounded(passed.logits, 6).tolist(),
+        evidence=[
+            PixelEvidence(
+                digit=terms.digit,
+                pixels=rows_of(terms.pixels, 6),
+                hidden_bias=round(terms.hidden_bias, 6),
+                output_bias=round(terms.output_bias, 6),
+            )
+            for terms in (
+                evidence(classifier, model_input, passed.hidden, digit)
+                for digit in (predicted, runner_up)
+            )
+        ],
+        units=[
+            HiddenUnit(
+                unit=int(unit),
+                activation=round(float(passed.hidden[unit]), 4),
+                contribution=round(float(contributions[unit]), 4),
+                weights=rows_of(classifier.hidden_weights[:, unit]),
+            )
+            for unit in strongest
+        ],
+    )
 
 
 @router.post(
@@ -73,11 +127,13 @@ def rows_of(model_input: np.ndarray) -> list[list[float]]:
     summary="Classify one image of a handwritten digit",
 )
 async def predict_image(
+    *,
     image: ImageBytes,
     settings: SettingsDep,
     classifier: ClassifierDep,
     isolation: IsolationDep,
     include_input: IncludeInput = False,
+    explain: Explain = False,
 ) -> Prediction:
     """PNG, JPEG, WebP, GIF or BMP, any colours: dark on light, light on dark, transparent.
 
@@ -88,7 +144,10 @@ async def predict_image(
         preprocess_counting_digits, image, image_limits(settings)
     )
     probabilities = classifier.predict(model_input[np.newaxis])[0]
-    return to_prediction(probabilities, model_input if include_input else None, digits_found)
+    prediction = to_prediction(probabilities, model_input if include_input else None, digits_found)
+    if explain:
+        prediction.explanation = explanation_of(classifier, model_input)
+    return prediction
 
 
 @router.post(
@@ -155,7 +214,12 @@ def pixels_to_input(pixels: list[float] | list[list[float]]) -> np.ndarray:
     response_model_exclude_none=True,
     summary="Classify a 28x28 input prepared by the client",
 )
-async def predict_pixels(payload: PixelsRequest, classifier: ClassifierDep) -> Prediction:
+async def predict_pixels(
+    payload: PixelsRequest, classifier: ClassifierDep, explain: Explain = False
+) -> Prediction:
     """For clients that preprocess themselves: MNIST form, white (1) digit on black (0)."""
-    probabilities = classifier.predict(pixels_to_input(payload.pixels)[np.newaxis])[0]
-    return to_prediction(probabilities)
+    model_input = pixels_to_input(payload.pixels)
+    prediction = to_prediction(classifier.predict(model_input[np.newaxis])[0])
+    if explain:
+        prediction.explanation = explanation_of(classifier, model_input)
+    return prediction
