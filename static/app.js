@@ -40,6 +40,11 @@
   const statusView = document.getElementById("status");
   const bars = Array.from(document.querySelectorAll("#chart .bar"));
   const modelInput = document.getElementById("model-input").getContext("2d");
+  const inside = document.getElementById("inside");
+  const compareSeed = document.getElementById("compare-seed");
+  const insideModels = document.getElementById("inside-models");
+  const insideStatus = document.getElementById("inside-status");
+  const explainedTemplate = document.getElementById("explained-template");
 
   const state = {
     mode: "digit",
@@ -56,6 +61,8 @@
     epoch: 0,
     throttle: 0,
     renderQueued: false,
+    // Inside the network: the input shown, explained with its own requests when open.
+    explained: { input: null, inFlight: false, again: false, runnerUp: {} },
     reading: null, // the last number read: {digits: [...]}
     selected: 0,
     chosen: false, // whether the user chose the digit shown; if not, the last one is
@@ -387,6 +394,7 @@
     });
     if (result.input) {
       showModelInput(result.input);
+      explain(result.input);
     }
   }
 
@@ -532,6 +540,9 @@
     clearBoxes();
     modelInput.fillStyle = "#000";
     modelInput.fillRect(0, 0, 28, 28);
+    state.explained.input = null;
+    insideModels.replaceChildren();
+    insideStatus.textContent = inside.open ? "Draw to look inside the network." : "";
   }
 
   function showEmpty(message) {
@@ -542,6 +553,229 @@
   function showError(message) {
     setStatus(message, true);
   }
+
+
+  // ---- inside the network ------------------------------------------------------------------
+  // The input shown is explained by the server (/api/predict/pixels?explain=true), for the
+  // served model and, on request, the book's recipe: the real numbers of each step.
+
+  const MODEL_TITLES = { default: "The served model", seed: "The book's recipe" };
+  const REGION_ROWS = ["top", "middle", "bottom"];
+  const REGION_COLUMNS = ["left", "centre", "right"];
+
+  function explain(input) {
+    state.explained.input = input;
+    if (!inside.open) {
+      return;
+    }
+    if (state.explained.inFlight) {
+      state.explained.again = true;
+      return;
+    }
+    requestExplanations();
+  }
+
+  async function explainedBy(model, input) {
+    const response = await fetch(`/api/predict/pixels?explain=true&model=${model}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ pixels: input }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      throw new Error(`${response.status}: ${body.detail || response.statusText}`);
+    }
+    return { model, answer: body };
+  }
+
+  async function requestExplanations() {
+    const input = state.explained.input;
+    if (!input) {
+      return;
+    }
+    state.explained.inFlight = true;
+    const models = compareSeed.checked ? ["default", "seed"] : ["default"];
+    try {
+      const explained = await Promise.all(models.map((model) => explainedBy(model, input)));
+      if (state.explained.input === input) {
+        insideModels.replaceChildren(...explained.map((one) => explainedView(one, input)));
+        insideStatus.textContent = "";
+      }
+    } catch (error) {
+      insideStatus.textContent =
+        error instanceof TypeError
+          ? "Cannot reach the server to look inside."
+          : `The server could not explain it (${error.message}).`;
+    } finally {
+      state.explained.inFlight = false;
+      if (state.explained.again) {
+        state.explained.again = false;
+        requestExplanations();
+      }
+    }
+  }
+
+  function colours() {
+    const styles = getComputedStyle(document.documentElement);
+    const value = (name) => styles.getPropertyValue(name).trim();
+    return { for: value("--bar-top"), against: value("--danger"), text: value("--text") };
+  }
+
+  function rgb(colour) {
+    // A CSS hex colour as [r, g, b].
+    const hex = colour.replace("#", "");
+    return [0, 2, 4].map((start) => parseInt(hex.slice(start, start + 2), 16));
+  }
+
+  function paint(canvas, values, colourOf) {
+    // One pixel per value, its colour [r, g, b, a] from `colourOf(value, index)`.
+    const drawing = canvas.getContext("2d");
+    const image = drawing.createImageData(canvas.width, canvas.height);
+    values.forEach((value, index) => image.data.set(colourOf(value, index), index * 4));
+    drawing.putImageData(image, 0, 0);
+  }
+
+  function grey(value) {
+    const level = Math.round(value * 255);
+    return [level, level, level, 255];
+  }
+
+  function signedColour(scale, forColour, againstColour) {
+    // Positive values in one colour, negative in the other, as strong as their size.
+    return (value) => {
+      const strength = Math.min(1, Math.abs(value) / scale);
+      return [...(value >= 0 ? forColour : againstColour), Math.round(strength * 255)];
+    };
+  }
+
+  function regionOf(pixels, sign) {
+    // Where, in thirds of the field, the terms of one sign are strongest, in words.
+    const sums = new Array(9).fill(0);
+    pixels.flat().forEach((value, index) => {
+      if (Math.sign(value) === sign) {
+        const row = Math.min(2, Math.floor(Math.floor(index / 28) / 9.34));
+        const column = Math.min(2, Math.floor((index % 28) / 9.34));
+        sums[row * 3 + column] += value;
+      }
+    });
+    const best = sums.reduce((chosen, sum, index) => (sign * sum > sign * sums[chosen] ? index : chosen), 0);
+    if (sums[best] === 0) {
+      return "nowhere";
+    }
+    const row = REGION_ROWS[Math.floor(best / 3)];
+    const column = REGION_COLUMNS[best % 3];
+    return row === "middle" && column === "centre" ? "the centre" : `the ${row} ${column}`;
+  }
+
+  function explainedView({ model, answer }, input) {
+    const view = explainedTemplate.content.firstElementChild.cloneNode(true);
+    const explanation = answer.explanation;
+    const palette = colours();
+    const forColour = rgb(palette.for);
+    const againstColour = rgb(palette.against);
+    view.dataset.model = model;
+    view.setAttribute("aria-label", MODEL_TITLES[model]);
+    view.querySelector(".explained-title").textContent =
+      `${MODEL_TITLES[model]}: ${answer.digit}, ${percent(answer.confidence)}`;
+
+    const flat = input.flat();
+    const inked = flat.filter((value) => value > 0).length;
+    const xGrid = view.querySelector(".x-grid");
+    paint(xGrid, flat, grey);
+    xGrid.setAttribute("aria-label", `The input: ${inked} of 784 pixels inked`);
+    paint(view.querySelector(".x-vector"), flat, grey);
+
+    const hidden = explanation.hidden;
+    const strongest = Math.max(...hidden, 1e-6);
+    const hiddenGrid = view.querySelector(".hidden-grid");
+    paint(hiddenGrid, hidden, signedColour(strongest, forColour, againstColour));
+    const hiddenText = `${explanation.active_units} of 512 units active (above 0); the strongest at ${strongest.toFixed(2)}.`;
+    hiddenGrid.setAttribute("aria-label", `The 512 hidden activations: ${hiddenText}`);
+    view.querySelector(".hidden-text").textContent = hiddenText;
+
+    const logits = explanation.logits;
+    const largest = Math.max(...logits.map(Math.abs), 1e-6);
+    view.querySelector(".logits").replaceChildren(
+      ...logits.map((logit, digit) => {
+        const item = document.createElement("li");
+        item.className = `logit${digit === answer.digit ? " top" : ""}`;
+        item.style.setProperty("--size", (Math.abs(logit) / largest).toFixed(3));
+        item.classList.add(logit >= 0 ? "positive" : "negative");
+        const label = document.createElement("span");
+        label.className = "logit-label";
+        label.textContent = String(digit);
+        const track = document.createElement("span");
+        track.className = "logit-track";
+        track.append(document.createElement("span"));
+        const value = document.createElement("span");
+        value.className = "logit-value";
+        value.textContent = logit.toFixed(2);
+        item.append(label, track, value);
+        item.setAttribute("aria-label", `${digit}: logit ${logit.toFixed(2)}`);
+        return item;
+      }),
+    );
+    view.querySelector(".softmax-text").textContent =
+      `Turns the logits into probabilities that add up to 1: ${answer.digit} at ${percent(answer.confidence)}` +
+      (model === "default" ? " (all ten in the chart above)." : ".");
+
+    const [forAnswer, forRunnerUp] = explanation.evidence;
+    const answerButton = view.querySelector(".evidence-answer");
+    const runnerUpButton = view.querySelector(".evidence-runner-up");
+    answerButton.textContent = `Why ${forAnswer.digit}`;
+    runnerUpButton.textContent = `Why not ${forRunnerUp.digit}`;
+    const showEvidence = (runnerUp) => {
+      state.explained.runnerUp[model] = runnerUp;
+      answerButton.setAttribute("aria-pressed", String(!runnerUp));
+      runnerUpButton.setAttribute("aria-pressed", String(runnerUp));
+      const terms = runnerUp ? forRunnerUp : forAnswer;
+      const pixels = terms.pixels.flat();
+      const scale = Math.max(...pixels.map(Math.abs), 1e-6);
+      const map = view.querySelector(".evidence-map");
+      paint(map, pixels, signedColour(scale, forColour, againstColour));
+      const sum = (sign) => pixels.filter((value) => Math.sign(value) === sign).reduce((a, b) => a + b, 0);
+      const logit = logits[terms.digit];
+      const text =
+        `The logit of ${terms.digit} is ${logit.toFixed(2)}: pixels for it add ${sum(1).toFixed(2)}, ` +
+        `pixels against it ${sum(-1).toFixed(2)}, the biases ${(terms.hidden_bias + terms.output_bias).toFixed(2)}. ` +
+        `Most for it: ${regionOf(terms.pixels, 1)}; most against it: ${regionOf(terms.pixels, -1)}.`;
+      map.setAttribute("aria-label", `Each pixel's part of the logit of ${terms.digit}. ${text}`);
+      view.querySelector(".evidence-text").textContent = text;
+    };
+    answerButton.addEventListener("click", () => showEvidence(false));
+    runnerUpButton.addEventListener("click", () => showEvidence(true));
+    showEvidence(Boolean(state.explained.runnerUp[model]));
+
+    view.querySelector(".units").replaceChildren(
+      ...explanation.units.map((unit) => {
+        const item = document.createElement("li");
+        const weights = document.createElement("canvas");
+        weights.width = weights.height = 28;
+        const flatWeights = unit.weights.flat();
+        const scale = Math.max(...flatWeights.map(Math.abs), 1e-6);
+        paint(weights, flatWeights, signedColour(scale, forColour, againstColour));
+        const caption = `Unit ${unit.unit}: active at ${unit.activation.toFixed(2)}, adds ${unit.contribution.toFixed(2)}`;
+        weights.setAttribute("role", "img");
+        weights.setAttribute("aria-label", `What unit ${unit.unit} looks for`);
+        const text = document.createElement("span");
+        text.textContent = caption;
+        item.append(weights, text);
+        return item;
+      }),
+    );
+    return view;
+  }
+
+  inside.addEventListener("toggle", () => {
+    if (inside.open) {
+      if (state.explained.input) {
+        explain(state.explained.input);
+      } else {
+        insideStatus.textContent = "Draw to look inside the network.";
+      }
+    }
+  });
+  compareSeed.addEventListener("change", () => explain(state.explained.input));
 
   // ---- wiring ------------------------------------------------------------------------------
 

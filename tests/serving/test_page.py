@@ -545,3 +545,77 @@ def test_the_servers_own_error_is_shown(browser: Browser, server_url: str) -> No
     )
     context.close()
     assert [error for error in watcher.errors if "413" not in error] == []
+
+
+def painted_pixels(page: Page, selector: str) -> int:
+    """How many pixels of the canvas are painted (not fully transparent)."""
+    return page.evaluate(
+        """(selector) => {
+            const canvas = document.querySelector(selector);
+            const { width, height } = canvas;
+            const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+            let count = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count += 1;
+            return count;
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_inside_the_network_follows_the_drawing(browser: Browser, server_url: str, scheme):
+    context = browser.new_context(viewport={"width": 1100, "height": 1400}, color_scheme=scheme)
+    page, watcher = open_page(context, server_url)
+    inside = page.locator("#inside")
+    expect(inside).not_to_have_attribute("open", "")  # folded by default
+    page.get_by_text("Inside the network").click()
+    expect(page.locator("#inside-status")).to_have_text("Draw to look inside the network.")
+
+    draw_with_mouse(page, SEVEN)
+    expect_prediction(page, 7)
+    served = page.locator('.explained[data-model="default"]')
+    expect(served.locator(".explained-title")).to_have_text(re.compile(r"The served model: 7, "))
+    expect(served.locator(".hidden-text")).to_have_text(re.compile(r"^\d+ of 512 units active"))
+    expect(served.locator(".logit.top .logit-label")).to_have_text("7")
+    expect(served.locator(".units li")).to_have_count(8)
+    expect(served.locator(".evidence-text")).to_have_text(re.compile(r"^The logit of 7 is "))
+    assert painted_pixels(page, '.explained[data-model="default"] .evidence-map') > 40
+    answer_map = served.locator(".evidence-map").get_attribute("aria-label")
+
+    # Why not the runner-up: its own logit, its own map.
+    runner_up = served.locator(".evidence-runner-up")
+    runner_up_digit = re.search(r"\d", runner_up.inner_text()).group()
+    runner_up.click()
+    expect(runner_up).to_have_attribute("aria-pressed", "true")
+    expect(served.locator(".evidence-text")).to_have_text(
+        re.compile(rf"^The logit of {runner_up_digit} is ")
+    )
+    assert served.locator(".evidence-map").get_attribute("aria-label") != answer_map
+
+    # The book's recipe beside it, on the same drawing.
+    page.get_by_label("Show the book's recipe", exact=False).check()
+    book = page.locator('.explained[data-model="seed"]')
+    expect(book.locator(".explained-title")).to_have_text(re.compile(r"The book's recipe: \d, "))
+    expect(book.locator(".logit")).to_have_count(10)
+
+    # Drawing on changes what is shown inside: a stroke more, new numbers.
+    before = served.locator(".hidden-text").inner_text()
+    draw_with_mouse(page, [[(0.35, 0.5), (0.65, 0.5)]])
+    expect(served.locator(".hidden-text")).not_to_have_text(before)
+    screenshot(page, f"inside-the-network-{scheme}")
+    context.close()
+    assert watcher.errors == []
+
+
+def test_inside_the_network_on_a_phone(browser: Browser, server_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page, watcher = open_page(context, server_url)
+    page.get_by_text("Inside the network").click()
+    page.locator("#pad").scroll_into_view_if_needed()
+    draw_with_mouse(page, SEVEN)
+    expect(page.locator('.explained[data-model="default"] .units li')).to_have_count(8)
+    page.locator("#inside").scroll_into_view_if_needed()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "inside-the-network-phone")
+    context.close()
+    assert watcher.errors == []
