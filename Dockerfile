@@ -39,10 +39,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     WORKERS=1 \
     LOG_LEVEL=info
 
-# An unprivileged user, without a home: the server writes nothing of its own.
+# An unprivileged user, without a home. libpq: PostgreSQL's client library, for psycopg when
+# DIGIT_CANVAS_DATABASE_URL names a PostgreSQL server.
 RUN groupadd --gid 10001 app \
  && useradd --uid 10001 --gid app --no-log-init --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin app
+        --shell /usr/sbin/nologin app \
+ && apt-get update \
+ && apt-get install --yes --no-install-recommends libpq5 \
+ && rm -rf /var/lib/apt/lists/*
 
 COPY --from=builder /opt/venv /opt/venv
 
@@ -52,6 +56,10 @@ COPY models/ /app/models/
 COPY static/ /app/static/
 COPY templates/ /app/templates/
 COPY app/ /app/app/
+# The corrections database (SQLite by default) lives here: the only place the server writes.
+# Keep it in a named volume: docker run -v digit-canvas-data:/app/data ...
+RUN mkdir /app/data && chown app:app /app/data
+VOLUME /app/data
 # Compiled once here: the server's user cannot write bytecode, and each start would compile.
 RUN python -m compileall -q /app/app
 

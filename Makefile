@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
 .PHONY: run test test-fast lint format train evaluate bench soak install install-train install-dev \
-	test-docker chromium wrk
+	test-docker chromium wrk postgresql
 
 # Three layers, each reinstalled only when its requirements file changes: serving (make run,
 # the Docker image), training (TensorFlow), and the tests on top.
@@ -37,11 +37,17 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install-dev chromium lint
+# The corrections' tests start a throwaway PostgreSQL server of their own (Debian's server
+# package, which brings the libpq that psycopg uses too).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install-dev chromium postgresql lint
 	$(BIN)/python -m pytest
 
 # Everyday work: everything but the browser, training and evaluation tests (and Docker).
-test-fast: install-dev
+test-fast: install-dev postgresql
 	$(BIN)/python -m pytest -m "not browser and not training"
 
 lint: install-dev

@@ -40,6 +40,9 @@
   const statusView = document.getElementById("status");
   const bars = Array.from(document.querySelectorAll("#chart .bar"));
   const modelInput = document.getElementById("model-input").getContext("2d");
+  const feedback = document.getElementById("feedback");
+  const feedbackCount = document.getElementById("feedback-count");
+  const feedbackButtons = Array.from(feedback.querySelectorAll("button"));
   const inside = document.getElementById("inside");
   const compareSeed = document.getElementById("compare-seed");
   const insideModels = document.getElementById("inside-models");
@@ -51,6 +54,7 @@
     strokes: [], // {width, points: [{x, y}]}, in canvas pixels
     activeStroke: null,
     activePointer: null,
+    pointerType: null, // what drew last: a coarse hint stored with a correction
     upload: null, // {file, bitmap, placement}: an image chosen or dropped instead of drawing
     // Requests: at most one in flight. A change meanwhile is sent when it returns, so that
     // live results keep coming over a slow network instead of each being cancelled.
@@ -63,6 +67,7 @@
     renderQueued: false,
     // Inside the network: the input shown, explained with its own requests when open.
     explained: { input: null, inFlight: false, again: false, runnerUp: {} },
+    answered: null, // the digit the page shows as its answer
     reading: null, // the last number read: {digits: [...]}
     selected: 0,
     chosen: false, // whether the user chose the digit shown; if not, the last one is
@@ -149,6 +154,7 @@
     event.preventDefault();
     pad.setPointerCapture(event.pointerId);
     state.activePointer = event.pointerId;
+    state.pointerType = event.pointerType || null;
     state.activeStroke = { width: Number(brushInput.value), points: [canvasPoint(event)] };
     state.strokes.push(state.activeStroke);
     queueRender();
@@ -413,6 +419,8 @@
     digitView.textContent = String(result.digit);
     digitView.classList.remove("number");
     setConfidence(percent(result.confidence), ` sure it is a ${result.digit}`);
+    state.answered = result.digit;
+    feedback.hidden = false;
     if (result.digits_found) {
       setStatus(
         `This looks like ${result.digits_found} digits. Choose “A number” to read each of them.`,
@@ -453,6 +461,7 @@
       }),
     );
     numberDigits.hidden = false;
+    feedback.hidden = false;
     selectDigit(state.selected, false);
     if (announce) {
       setStatus(`Read: ${reading.number}.`, false);
@@ -471,6 +480,7 @@
       }
     });
     showChart(digits[state.selected]);
+    state.answered = digits[state.selected].digit;
     drawBoxes();
   }
 
@@ -537,6 +547,8 @@
       state.mode === "number" ? "Write to read a number" : "Draw to see a prediction";
     numberDigits.hidden = true;
     numberDigits.replaceChildren();
+    feedback.hidden = true;
+    state.answered = null;
     clearBoxes();
     modelInput.fillStyle = "#000";
     modelInput.fillRect(0, 0, 28, 28);
@@ -554,6 +566,88 @@
     setStatus(message, true);
   }
 
+
+
+  // ---- corrections -------------------------------------------------------------------------
+
+  function correctionImage() {
+    // What the answer was about: the drawing or upload as sent, or in number mode the chosen
+    // digit's box cut out of the pad.
+    if (!state.reading) {
+      return drawingBlob();
+    }
+    const { x, y, width, height } = boxOnPad(state.reading.digits[state.selected].box);
+    const margin = 0.15 * Math.max(width, height);
+    const cut = document.createElement("canvas");
+    cut.width = Math.round(width + 2 * margin);
+    cut.height = Math.round(height + 2 * margin);
+    cut.getContext("2d").drawImage(pad, x - margin, y - margin, cut.width, cut.height, 0, 0,
+      cut.width, cut.height);
+    return new Promise((resolve) => cut.toBlob(resolve, "image/png"));
+  }
+
+  async function sendCorrection(label) {
+    const epoch = state.epoch;
+    const answered = state.answered;
+    feedbackButtons.forEach((button) => {
+      button.disabled = true;
+    });
+    try {
+      const form = new FormData();
+      form.append("file", await correctionImage(), "drawing.png");
+      form.append("label", String(label));
+      if (answered !== null) {
+        form.append("predicted", String(answered));
+      }
+      if (state.pointerType) {
+        form.append("pointer_type", state.pointerType);
+      }
+      form.append("canvas_width", String(pad.width));
+      form.append("canvas_height", String(pad.height));
+      const response = await fetch("/api/feedback", { method: "POST", body: form });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) {
+        setStatus(
+          label === answered
+            ? `Thank you: kept as right (correction ${body.id}).`
+            : `Thank you: kept as a ${label} (correction ${body.id}).`,
+          false,
+        );
+        showCorrectionCount();
+      } else {
+        showError(`The correction was not kept (${response.status}): ${body.detail || response.statusText}.`);
+      }
+    } catch {
+      showError("Cannot reach the server: the correction was not kept.");
+    } finally {
+      if (epoch === state.epoch) {
+        feedbackButtons.forEach((button) => {
+          button.disabled = false;
+        });
+      }
+    }
+  }
+
+  async function showCorrectionCount() {
+    try {
+      const response = await fetch("/api/feedback/stats");
+      if (response.ok) {
+        const stats = await response.json();
+        feedbackCount.textContent = `${stats.total.toLocaleString("en")} correction${stats.total === 1 ? "" : "s"} collected so far.`;
+      }
+    } catch {
+      // The count is a courtesy: without it, corrections still work.
+    }
+  }
+
+  document.getElementById("feedback-right").addEventListener("click", () => {
+    if (state.answered !== null) {
+      sendCorrection(state.answered);
+    }
+  });
+  feedback.querySelectorAll("[data-label]").forEach((button) => {
+    button.addEventListener("click", () => sendCorrection(Number(button.dataset.label)));
+  });
 
   // ---- inside the network ------------------------------------------------------------------
   // The input shown is explained by the server (/api/predict/pixels?explain=true), for the
@@ -882,4 +976,5 @@
     // No storage: one digit, as always.
   }
   setMode(savedMode, { announce: false });
+  showCorrectionCount();
 })();

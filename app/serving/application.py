@@ -1,5 +1,6 @@
 """The FastAPI application: `create_app()` builds it; the lifespan loads the model once."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,8 @@ from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handle
 from app.serving.isolation import IsolatedPreprocessing
 from app.serving.logs import quiet_repeated_errors
 from app.serving.model_file import ModelFileError
-from app.serving.routes import docs, pages, predict, read, status
+from app.serving.rate_limit import RateLimiter
+from app.serving.routes import docs, feedback, pages, predict, read, status
 from app.serving.security import SecurityHeadersMiddleware
 from app.serving.served_models import load_served_models
 from app.serving.settings import Settings
@@ -49,6 +51,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     app.state.models = {}
     app.state.isolation.close()
+    if app.state.store is not None:
+        app.state.store.close()
 
 
 class DigitCanvasAPI(FastAPI):
@@ -75,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.models = {}
+    app.state.store = None  # opened by the first request that needs it
+    app.state.store_opening = asyncio.Lock()
+    app.state.corrections_rate = RateLimiter(settings.corrections_per_minute, window=60.0)
     install_error_handlers(app)
     app.add_middleware(BodyDeadlineMiddleware, seconds=settings.body_timeout_seconds)
     if settings.cors_origins:
@@ -88,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(predict.router)
     app.include_router(predict.pixels_router, max_body_size=settings.max_pixels_request_bytes)
     app.include_router(read.router)
+    app.include_router(feedback.router)
     app.include_router(status.router)
     app.include_router(docs.router)
     app.state.static_files = VersionedStaticFiles()

@@ -7,14 +7,19 @@ dependency in its thread pool, and three thread hops per request halved the thro
 with `app.dependency_overrides[get_classifier]`.
 """
 
-from typing import Annotated, Any
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request
 
 from app.serving.inference import DenseClassifier
 from app.serving.isolation import IsolatedPreprocessing
+from app.serving.rate_limit import RateLimiter
 from app.serving.served_models import ModelName, ServedModel
 from app.serving.settings import Settings
+
+if TYPE_CHECKING:  # imported when first needed: see get_store
+    from app.serving.corrections.store import CorrectionsStore
 
 
 async def get_settings(request: Request) -> Settings:
@@ -53,7 +58,28 @@ async def get_isolation(request: Request) -> IsolatedPreprocessing:
     return request.app.state.isolation
 
 
+async def get_store(request: Request) -> "CorrectionsStore":
+    """The corrections store, opened (and migrated) by the first request of this process
+    that needs it: its libraries take half a second to import, not worth every start."""
+    state = request.app.state
+    async with state.store_opening:
+        if state.store is None:
+            from app.serving.corrections.store import open_store  # noqa: PLC0415
+
+            settings: Settings = state.settings
+            state.store = await asyncio.to_thread(
+                open_store, settings.database_url, settings.max_corrections
+            )
+    return state.store
+
+
+async def get_rate_limiter(request: Request) -> RateLimiter:
+    return request.app.state.corrections_rate
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ClassifierDep = Annotated[DenseClassifier, Depends(get_classifier)]
 ModelCardDep = Annotated[dict[str, Any], Depends(get_model_card)]
 IsolationDep = Annotated[IsolatedPreprocessing, Depends(get_isolation)]
+StoreDep = Annotated["CorrectionsStore", Depends(get_store)]
+RateLimiterDep = Annotated[RateLimiter, Depends(get_rate_limiter)]

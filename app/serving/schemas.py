@@ -199,3 +199,20 @@ class ServedModel(BaseModel):
     name: Annotated[str, Field(description="Its name in ?model=.")]
     description: str
     card: ModelCard
+
+
+class CorrectionReceipt(BaseModel):
+    id: Annotated[int, Field(description="The stored correction's id.")]
+
+
+class ServedModelOnCorrections(BaseModel):
+    sha256: Annotated[str, Field(description="The served model file's SHA-256 (its card's).")]
+    corrections: Annotated[int, Field(description="Corrections of drawings it answered.")]
+    right: Annotated[int, Field(description="Of those, how many it had right.")]
+    accuracy: Annotated[float | None, Field(description="right / corrections.")]
+
+
+class CorrectionStatistics(BaseModel):
+    total: int
+    per_label: Annotated[list[int], Field(description="Corrections saying each digit, 0 to 9.")]
+    served_model: ServedModelOnCorrections

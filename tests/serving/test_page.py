@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
 from app.paths import PROJECT_ROOT
+from app.serving.corrections.tables import Correction
 from app.training.data import MnistData
 from tests.conftest import encode, running_server
 
@@ -36,8 +39,13 @@ SEVEN = [[(0.28, 0.22), (0.5, 0.21), (0.72, 0.22), (0.62, 0.45), (0.52, 0.65), (
 
 
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with running_server() as server:
+def corrections_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('corrections') / 'corrections.sqlite3'}"
+
+
+@pytest.fixture(scope="module")
+def server_url(corrections_database: str) -> Iterator[str]:
+    with running_server(DIGIT_CANVAS_DATABASE_URL=corrections_database) as server:
         yield server.url
 
 
@@ -619,3 +627,40 @@ def test_inside_the_network_on_a_phone(browser: Browser, server_url: str) -> Non
     screenshot(page, "inside-the-network-phone")
     context.close()
     assert watcher.errors == []
+
+
+def test_correcting_the_model(desktop: tuple[Page, PageWatcher], corrections_database: str):
+    page, _ = desktop
+    count = page.locator("#feedback-count")
+    expect(count).to_have_text(re.compile(r"^[\d,]+ corrections? collected so far\.$"))
+    before = int(re.match(r"[\d,]+", count.inner_text()).group().replace(",", ""))
+    expect(page.locator("#feedback")).to_be_hidden()  # nothing to correct yet
+    draw_with_mouse(page, SEVEN)
+    expect_prediction(page, 7)
+    page.get_by_role("button", name="Wrong: it was a 4").click()
+    expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as a 4"))
+    expect(count).to_have_text(
+        f"{before + 1:,} correction{'s' if before else ''} collected so far."
+    )
+    with Session(create_engine(corrections_database)) as session:
+        stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
+    assert (stored.label, stored.model_digit, stored.claimed_prediction) == (4, 7, 7)
+    assert stored.pointer_type == "mouse"
+    assert len(stored.model_input) == 784
+    screenshot(page, "corrected")
+
+
+def test_correcting_one_digit_of_a_number(
+    desktop: tuple[Page, PageWatcher], corrections_database: str
+) -> None:
+    page, _ = desktop
+    page.get_by_role("button", name="A number").click()
+    write_number(page, "42")
+    expect(page.locator("#digit")).to_have_text("42")
+    page.locator("#number-digits button").first.click()
+    page.get_by_role("button", name="Right", exact=True).click()
+    expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as right"))
+    with Session(create_engine(corrections_database)) as session:
+        stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
+    # The chosen digit alone was sent, cut out of the pad: the server read a 4 in it.
+    assert (stored.label, stored.model_digit, stored.claimed_prediction) == (4, 4, 4)
