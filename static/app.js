@@ -404,6 +404,14 @@
     }
   }
 
+  function runnerUpIfClose(result) {
+    // The runner-up when it has at least a third of the answer's (calibrated) probability.
+    const ranked = result.probabilities
+      .map((probability, digit) => ({ probability, digit }))
+      .sort((one, other) => other.probability - one.probability);
+    return ranked[1].probability >= ranked[0].probability / 3 ? ranked[1].digit : null;
+  }
+
   function setConfidence(lead, rest) {
     confidenceView.innerHTML = "";
     const strong = document.createElement("strong");
@@ -418,7 +426,16 @@
     showChart(result);
     digitView.textContent = String(result.digit);
     digitView.classList.remove("number");
-    setConfidence(percent(result.confidence), ` sure it is a ${result.digit}`);
+    const doubt = runnerUpIfClose(result);
+    if (doubt === null) {
+      setConfidence(percent(result.confidence), ` sure it is a ${result.digit}`);
+    } else {
+      // The moments when a correction helps most: say so, and which it hesitates between.
+      setConfidence(
+        `A ${result.digit} or a ${doubt}?`,
+        ` ${percent(result.confidence)} against ${percent(result.probabilities[doubt])}`,
+      );
+    }
     state.answered = result.digit;
     feedback.hidden = false;
     if (result.digits_found) {
@@ -427,7 +444,12 @@
         false,
       );
     } else if (announce) {
-      setStatus(`Prediction: ${result.digit}, ${percent(result.confidence)} confident.`, false);
+      setStatus(
+        doubt === null
+          ? `Prediction: ${result.digit}, ${percent(result.confidence)} confident.`
+          : `Prediction: ${result.digit}, ${percent(result.confidence)}, or perhaps a ${doubt}.`,
+        false,
+      );
     }
   }
 

@@ -24,6 +24,9 @@ class DenseClassifier:
     hidden_bias: np.ndarray  # (units,)
     output_weights: np.ndarray  # (units, 10)
     output_bias: np.ndarray  # (10,)
+    # Temperature scaling: probabilities are softmax(logits / temperature). 1 is the
+    # network as trained; a calibrated model's card gives its own (see the training side).
+    temperature: float = 1.0
 
     @property
     def input_size(self) -> int:
@@ -46,7 +49,7 @@ class DenseClassifier:
             inputs, weights = inputs[:, inked], weights[inked]
         hidden = inputs @ weights + self.hidden_bias
         np.maximum(hidden, 0.0, out=hidden)  # relu
-        return softmax(hidden @ self.output_weights + self.output_bias)
+        return softmax((hidden @ self.output_weights + self.output_bias) / self.temperature)
 
 
 @dataclass(frozen=True)
@@ -67,13 +70,13 @@ class ForwardPass:
 
     hidden: np.ndarray  # (units,): relu(x . W1 + b1)
     logits: np.ndarray  # (10,): h . W2 + b2
-    probabilities: np.ndarray  # (10,): softmax(logits)
+    probabilities: np.ndarray  # (10,): softmax(logits / temperature)
 
 
 def forward_pass(classifier: DenseClassifier, model_input: np.ndarray) -> ForwardPass:
     hidden = np.maximum(model_input @ classifier.hidden_weights + classifier.hidden_bias, 0.0)
     logits = hidden @ classifier.output_weights + classifier.output_bias
-    return ForwardPass(hidden, logits, softmax(logits[np.newaxis])[0])
+    return ForwardPass(hidden, logits, softmax(logits[np.newaxis] / classifier.temperature)[0])
 
 
 def evidence(

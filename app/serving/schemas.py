@@ -44,6 +44,10 @@ class Explanation(BaseModel):
     ]
     active_units: Annotated[int, Field(description="How many hidden units are above 0.")]
     logits: Annotated[list[float], Field(description="h . W2 + b2, before softmax.")]
+    temperature: Annotated[
+        float,
+        Field(description="The probabilities are softmax(logits / temperature): calibrated."),
+    ]
     evidence: Annotated[
         list[PixelEvidence],
         Field(

@@ -1,7 +1,7 @@
 """The models the server answers with: the served default and, beside it, the book's recipe."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from app.serving.inference import DenseClassifier
@@ -35,7 +35,10 @@ def load_served_models(settings: Settings) -> dict[str, ServedModel]:
         if name != "default" and not path.is_file():
             logger.info("No %s model at %s: only the default is served", name, path)
             continue
-        models[name] = ServedModel(
-            name, DESCRIPTIONS[name], load_classifier(path), read_model_card(path)
-        )
+        card = read_model_card(path)
+        # Calibrated on its validation split when trained (temperature scaling): its
+        # probabilities then mean what they say.
+        temperature = card.get("calibration", {}).get("temperature", 1.0)
+        classifier = replace(load_classifier(path), temperature=temperature)
+        models[name] = ServedModel(name, DESCRIPTIONS[name], classifier, card)
     return models

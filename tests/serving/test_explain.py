@@ -32,8 +32,9 @@ def test_pixel_and_bias_terms_add_up_to_the_logits(
     answer = response.json()
     explanation = answer["explanation"]
     logits = np.array(explanation["logits"])
-    # The logits give the probabilities, through softmax.
-    np.testing.assert_allclose(softmax(logits[np.newaxis])[0], answer["probabilities"], atol=1e-5)
+    # The logits give the probabilities, through softmax (at the calibrated temperature).
+    scaled = logits[np.newaxis] / explanation["temperature"]
+    np.testing.assert_allclose(softmax(scaled)[0], answer["probabilities"], atol=1e-5)
     # The evidence is for the answer and the runner-up, each adding up to its logit.
     first, second = explanation["evidence"]
     assert first["digit"] == answer["digit"]

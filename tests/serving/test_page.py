@@ -664,3 +664,17 @@ def test_correcting_one_digit_of_a_number(
         stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
     # The chosen digit alone was sent, cut out of the pad: the server read a 4 in it.
     assert (stored.label, stored.model_digit, stored.claimed_prediction) == (4, 4, 4)
+
+
+def test_the_page_says_when_the_model_hesitates(browser: Browser, server_url: str) -> None:
+    context = browser.new_context()
+    page, watcher = open_page(context, server_url)
+    # An answer split between two digits, as a long-flagged 1 can get: 7 at 55 %, 1 at 40 %.
+    probabilities = [0.01, 0.4] + [0.01] * 5 + [0.55, 0.0, 0.0]
+    hesitant = {"digit": 7, "confidence": 0.55, "probabilities": probabilities}
+    page.route("**/api/predict*", lambda route: route.fulfill(json=hesitant))
+    draw_with_mouse(page, ONE)
+    expect(page.locator("#confidence")).to_have_text("A 7 or a 1? 55.0% against 40.0%")
+    expect(page.locator("#status")).to_have_text("Prediction: 7, 55.0%, or perhaps a 1.")
+    context.close()
+    assert watcher.errors == []

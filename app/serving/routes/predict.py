@@ -94,6 +94,7 @@ def explanation_of(classifier: DenseClassifier, model_input: np.ndarray) -> Expl
         hidden=rounded(passed.hidden, 4).tolist(),
         active_units=int(np.count_nonzero(passed.hidden)),
         logits=rounded(passed.logits, 6).tolist(),
+        temperature=classifier.temperature,
         evidence=[
             PixelEvidence(
                 digit=terms.digit,
