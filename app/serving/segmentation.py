@@ -1,9 +1,11 @@
 """Reading a whole number: the digits of a drawing, left to right, each made an MNIST input.
 
-Digits are the strokes' connected pieces, merged when one lies above or below another (a
-"5" whose bar was lifted off, a "4" in two strokes, a dot over a stroke), without specks,
-and split at their thinnest column when a piece is much wider than tall (two digits that
-touch). Each digit's own strokes then go through the same preprocessing as a single drawing.
+Digits are the strokes' connected pieces, merged when they share columns (a "5" whose bar
+was lifted off, a "4" in two strokes, a dot over a stroke), short pieces joined to their
+nearest neighbour (a bar or a flag drawn beside a stem, a break in a scanned stroke) or
+dropped when far from any (specks), and split at their thinnest column when a piece is much
+wider than tall (two digits that touch). Each digit's own strokes then go through the same
+preprocessing as a single drawing.
 """
 
 import itertools
@@ -21,21 +23,33 @@ from app.serving.preprocessing import (
     load_pixels,
     open_image,
     stroke_mask,
+    stroke_width,
 )
 
 # Numbers are wide: read at twice the single digit's working size, so that a digit 40
 # pixels high on a 1200-pixel-wide canvas keeps more than 30.
 NUMBER_WORKING_SIDE = 1024
-# A piece far smaller than the largest, and not over or under another, is a speck.
-SPECK_AREA_SHARE = 0.04
-SPECK_HEIGHT_SHARE = 0.3
+# Pieces overlapping by this share of the narrower one's width belong to one digit: digits
+# side by side leave a gap, slanted ones overlap a little.
+SHARED_COLUMNS = 0.25
+# A piece less high than this share of the tallest may be part of a digit: it joins the
+# nearest taller piece if that is nearer than this share of the tallest's height (a flag or
+# bar drawn beside a stem, a break in a scanned stroke). Farther, it is a digit of its own
+# if it spans this share of the tallest's height (people write some digits short and flat),
+# else a speck, dropped.
+FRAGMENT_HEIGHT = 0.5
+FRAGMENT_REACH = 0.1
+DIGIT_SPAN = 0.3
 # A piece wider than this many times its height holds touching digits (a digit is taller
 # than wide; "0" and a wide "4" come near 1).
 TOUCHING_ASPECT = 1.25
-# A touching piece is split at its thinnest column, searched in its middle part, where the
-# column holds at most this share of the piece's thickest column.
+# A touching piece is split at its thinnest column, searched in its middle part, if that
+# column crosses no more ink than one stroke (this many stroke widths): two digits that
+# touch meet in a single stroke, while the middle of a wide "0" or "4" crosses two.
 SPLIT_SEARCH = (0.2, 0.8)
-MAX_SPLIT_INK_SHARE = 0.5
+MAX_SPLIT_STROKES = 1.5
+MIN_PART_STROKES = 2.5
+MIN_PART_INK = 0.2
 MARGIN = 2  # pixels of the strokes' anti-aliased edge kept around each digit
 # More pieces than this are noise or scribbles, not digits: read as a single one (merging
 # them pairwise would cost time on the event loop).
@@ -94,43 +108,96 @@ def joined(one: Piece, other: Piece) -> Piece:
                  one.area + other.area)  # fmt: skip
 
 
+def share_columns(one: Piece, other: Piece) -> bool:
+    overlap = min(one.left + one.width, other.left + other.width) - max(one.left, other.left)
+    return overlap >= SHARED_COLUMNS * min(one.width, other.width)
+
+
 def merged_by_column(pieces: list[Piece]) -> list[Piece]:
-    """Pieces joined while the centre of one lies within another's columns: parts of one
-    digit are drawn over or under each other, digits beside each other."""
+    """Pieces joined while two share columns: parts of one digit are drawn over or under
+    each other, digits beside each other."""
     pieces = list(pieces)
     merged = True
     while merged:
         merged = False
         for first, second in itertools.combinations(range(len(pieces)), 2):
-            one, other = pieces[first], pieces[second]
-            if one.spans(other.centre_x) or other.spans(one.centre_x):
-                pieces[first] = joined(one, other)
+            if share_columns(pieces[first], pieces[second]):
+                pieces[first] = joined(pieces[first], pieces[second])
                 del pieces[second]
                 merged = True
                 break
     return pieces
 
 
-def without_specks(pieces: list[Piece]) -> list[Piece]:
-    largest = max(piece.area for piece in pieces)
+def gap_between(one: Piece, other: Piece) -> int:
+    """Columns between two pieces (0 if they share some)."""
+    return max(0, max(one.left, other.left) - min(one.left + one.width, other.left + other.width))
+
+
+def with_fragments_joined(pieces: list[Piece]) -> list[Piece]:
+    """Short pieces joined to the nearest tall one, kept as short digits when none is near,
+    or dropped as specks when small."""
     tallest = max(piece.height for piece in pieces)
-    return [
-        piece
-        for piece in pieces
-        if piece.area >= SPECK_AREA_SHARE * largest or piece.height >= SPECK_HEIGHT_SHARE * tallest
-    ]
+    digits = [piece for piece in pieces if piece.height >= FRAGMENT_HEIGHT * tallest]
+    tall = len(digits)
+    for fragment in (piece for piece in pieces if piece.height < FRAGMENT_HEIGHT * tallest):
+        nearest = min(range(tall), key=lambda index: gap_between(fragment, digits[index]))
+        if gap_between(fragment, digits[nearest]) <= FRAGMENT_REACH * tallest:
+            digits[nearest] = joined(digits[nearest], fragment)
+        elif max(fragment.width, fragment.height) >= DIGIT_SPAN * tallest:
+            digits.append(fragment)
+    return digits
+
+
+def cut_heights(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every column c, the height of the ink in columns [0, c) and in [c, width)."""
+    inked = mask.any(axis=0)
+    rows = np.arange(mask.shape[0])[:, np.newaxis]
+    tops = np.where(inked, np.where(mask, rows, mask.shape[0]).min(axis=0), mask.shape[0])
+    bottoms = np.where(inked, np.where(mask, rows, -1).max(axis=0), -1)
+    before = np.maximum.accumulate(bottoms) - np.minimum.accumulate(tops) + 1
+    after = (np.maximum.accumulate(bottoms[::-1]) - np.minimum.accumulate(tops[::-1]) + 1)[::-1]
+    return np.concatenate([[0], before[:-1]]), after
+
+
+def cut_thickest(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every column c, the most ink of a column in [0, c) and in [c, width)."""
+    before = np.maximum.accumulate(columns)
+    return np.concatenate([[0], before[:-1]]), np.maximum.accumulate(columns[::-1])[::-1]
 
 
 def split_touching(labelled: np.ndarray, piece: Piece) -> list[Piece]:
-    """A piece much wider than tall split at its thinnest column, again as long as a part
-    stays too wide; a piece with no thin column is left whole."""
-    if piece.width <= TOUCHING_ASPECT * piece.height:
+    """A single stroke much wider than tall split where two digits touch, again as long as a
+    part stays too wide; a piece of several strokes (merged as one digit) or with no such
+    place is left whole.
+
+    The cut is the column with the least ink, in the piece's middle, that crosses a single
+    stroke and leaves a digit's height of ink on both sides: a "5" or "7" whose bar runs far
+    to one side is not cut through the bar.
+    """
+    if piece.width <= TOUCHING_ASPECT * piece.height or len(piece.labels) > 1:
         return [piece]
-    columns = piece.mask(labelled).sum(axis=0)
+    mask = piece.mask(labelled)
+    columns = mask.sum(axis=0)
+    before, after = cut_heights(mask)
+    thickest_before, thickest_after = cut_thickest(columns)
+    ink_before = np.cumsum(columns) - columns
+    tall_enough = FRAGMENT_HEIGHT * piece.height
+    width = stroke_width(mask)
+    cuttable = (
+        (columns <= MAX_SPLIT_STROKES * width)
+        & (before >= tall_enough)
+        & (after >= tall_enough)
+        & (thickest_before >= MIN_PART_STROKES * width)
+        & (thickest_after >= MIN_PART_STROKES * width)
+        & (ink_before >= MIN_PART_INK * piece.area)
+        & (piece.area - ink_before >= MIN_PART_INK * piece.area)
+    )
     start, stop = (round(share * piece.width) for share in SPLIT_SEARCH)
-    split = start + int(np.argmin(columns[start:stop]))
-    if columns[split] > MAX_SPLIT_INK_SHARE * columns.max():
+    candidates = np.flatnonzero(cuttable[start:stop]) + start
+    if not len(candidates):
         return [piece]
+    split = int(candidates[np.argmin(columns[candidates])])
     cut, right = piece.left + split, piece.left + piece.width
     return [
         part
@@ -151,7 +218,7 @@ def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
         everything = frozenset(range(1, count))
         return labelled, [pieces_of(labelled, everything, 0, ink.shape[1])]
     pieces = [pieces_of(labelled, frozenset([label]), 0, ink.shape[1]) for label in range(1, count)]
-    whole = without_specks(merged_by_column(pieces))
+    whole = with_fragments_joined(merged_by_column(pieces))
     digits = [part for piece in whole for part in split_touching(labelled, piece)]
     return labelled, sorted(digits, key=lambda digit: digit.left)
 

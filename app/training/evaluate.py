@@ -10,6 +10,9 @@ Two measures, each with a confusion matrix and per-digit accuracy:
    hairline to marker, rotated up to 15 degrees, slanted, both polarities, transparent
    backgrounds, PNG and JPEG) and sent through the serving pipeline, bytes to prediction.
    The drawings come from a fixed seed, so figures are comparable between models.
+3. whole numbers: seeded numbers of 2-6 test digits written on wide canvases, read through
+   the server's segmentation (app.training.number_evaluation); `--numbers` measures only
+   these.
 
 The figures are written into the model card beside the model.
 """
@@ -30,6 +33,7 @@ from app.serving.preprocessing import preprocess
 from app.training.artifacts import write_json_atomically
 from app.training.data import MnistDataError, load_mnist, to_model_input
 from app.training.drawings import DrawingStyle, random_style, render_drawing
+from app.training.number_evaluation import NUMBERS_SEED, NumberMeasure, measure_numbers, number_jobs
 
 CANVAS_SEED = 20261126
 MAX_ROTATION = 15.0
@@ -110,6 +114,26 @@ def evaluate(model_path: Path, data_dir: Path | None, samples: int, workers: int
     }
 
 
+def evaluate_numbers(
+    model_path: Path, data_dir: Path | None, count: int, workers: int
+) -> dict[str, Any]:
+    """Reading whole numbers, with the gaps people leave and with digits almost touching."""
+    data = load_mnist(data_dir)
+    classifier = load_classifier(model_path)
+    figures: dict[str, Any] = {"numbers_seed": NUMBERS_SEED}
+    for prefix, tight in (("numbers", False), ("tight_numbers", True)):
+        jobs = number_jobs(data.x_test, data.y_test, count, tight=tight)
+        figures |= measure_numbers(classifier, jobs, workers).as_card(prefix)
+    return figures
+
+
+def format_numbers(title: str, measure: NumberMeasure) -> str:
+    return (
+        f"{title}: number accuracy {measure.number_accuracy:.4f}, digit count "
+        f"{measure.count_accuracy:.4f}, per digit {measure.digit_accuracy:.4f}"
+    )
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m app.evaluate", description="Evaluate a Dense MNIST model."
@@ -128,6 +152,17 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="test digits in the canvas-realistic set (1-10000, default all)",
     )
+    parser.add_argument(
+        "--numbers", action="store_true", help="measure only the reading of whole numbers"
+    )
+    parser.add_argument(
+        "--number-count",
+        type=int,
+        default=1000,
+        choices=range(1, 100_001),
+        metavar="N",
+        help="numbers in each of the two number sets (default 1000)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
     parser.add_argument(
         "--no-write", action="store_true", help="print only; leave the model card as it is"
@@ -141,20 +176,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {arguments.model}: model file not found", file=sys.stderr)
         return 2
     try:
-        figures = evaluate(
-            arguments.model, arguments.data_dir, arguments.samples, arguments.workers
+        figures = (
+            {}
+            if arguments.numbers
+            else evaluate(arguments.model, arguments.data_dir, arguments.samples, arguments.workers)
+        )
+        figures |= evaluate_numbers(
+            arguments.model, arguments.data_dir, arguments.number_count, arguments.workers
         )
     except MnistDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    for title, prefix in (("Raw MNIST test set", "test"), ("Canvas-realistic", "canvas")):
-        measure = Measure(
-            figures[f"{prefix}_accuracy"],
-            figures[f"{prefix}_per_digit"],
-            figures[f"{prefix}_confusion"],
+    if not arguments.numbers:
+        for title, prefix in (("Raw MNIST test set", "test"), ("Canvas-realistic", "canvas")):
+            measure = Measure(
+                figures[f"{prefix}_accuracy"],
+                figures[f"{prefix}_per_digit"],
+                figures[f"{prefix}_confusion"],
+            )
+            print(format_measure(title, measure), end="\n\n")
+        print(f"canvas-realistic set: {arguments.samples} drawings, seed {CANVAS_SEED}\n")
+    for title, prefix in (("Numbers", "numbers"), ("Tight numbers", "tight_numbers")):
+        measure = NumberMeasure(
+            figures[f"{prefix}_number_accuracy"],
+            figures[f"{prefix}_count_accuracy"],
+            figures[f"{prefix}_digit_accuracy"],
+            figures[f"{prefix}_count"],
         )
-        print(format_measure(title, measure), end="\n\n")
-    print(f"canvas-realistic set: {arguments.samples} drawings, seed {CANVAS_SEED}")
+        print(format_numbers(title, measure))
+    print(f"number sets: {arguments.number_count} numbers of 2-6 digits each, seed {NUMBERS_SEED}")
     if not arguments.no_write:
         card = read_model_card(arguments.model)
         card["evaluation"] = {**card.get("evaluation", {}), **figures}
