@@ -27,6 +27,13 @@ MIGRATION_LOCK_KEY = 20_261_130
 SQLITE_BUSY_MILLISECONDS = 10_000
 
 
+def reason(error: Exception) -> str:
+    """The database's own words for an error, on one line (without SQLAlchemy's wrapping
+    and its link to background reading)."""
+    cause = getattr(error, "orig", None) or error
+    return " ".join(line.strip() for line in str(cause).splitlines() if line.strip())
+
+
 def sqlite_pragmas(connection: object, _: object) -> None:
     """WAL: readers never wait for the writer, and a commit is one append to the log,
     durable once written (NORMAL syncs at checkpoints: a killed process loses nothing,
@@ -92,7 +99,7 @@ class CorrectionsStore:
                 return correction.id
         except OperationalError as error:
             raise StoreUnavailableError(
-                f"the corrections store cannot take it now ({error.orig})"
+                f"the corrections store cannot take it now ({reason(error)})"
             ) from None
 
     def stats(self, served_sha256: str) -> CorrectionStats:
@@ -114,7 +121,7 @@ class CorrectionsStore:
                 ).one()
         except OperationalError as error:
             raise StoreUnavailableError(
-                f"the corrections store cannot be read now ({error.orig})"
+                f"the corrections store cannot be read now ({reason(error)})"
             ) from None
         counts = [int(per_label.get(digit, 0)) for digit in range(10)]
         return CorrectionStats(sum(counts), counts, int(by_served), int(right))
@@ -134,5 +141,7 @@ def open_store(url: str, max_rows: int) -> CorrectionsStore:
         store = CorrectionsStore(url, max_rows)
         store.migrate()
     except (SQLAlchemyError, OSError, ImportError) as error:
-        raise StoreUnavailableError(f"the corrections store cannot be opened ({error})") from None
+        raise StoreUnavailableError(
+            f"the corrections store cannot be opened ({reason(error)})"
+        ) from None
     return store
