@@ -141,6 +141,12 @@ feedback_status=$(curl --silent --output /dev/null --write-out '%{http_code}' --
   -F "file=@$workdir/digit.png;type=image/png" -F "label=$label" "$url/api/feedback")
 [[ "$feedback_status" == 201 ]] || fail "POST /api/feedback answered $feedback_status"
 echo "a correction was kept: OK"
+# Operators export them from the running container, as MNIST files.
+exported=$(docker exec "$container" python -m app.feedback export --out /tmp/corrections) ||
+  fail "python -m app.feedback export failed in the container"
+[[ "$exported" == "1 training and 0 test corrections written to /tmp/corrections" ]] ||
+  fail "the export said: $exported"
+echo "exported from the container: OK"
 curl --silent --fail --max-time 5 "$url/readyz" >/dev/null || fail "GET /readyz failed"
 curl --silent --fail --max-time 5 "$url/api/model" >/dev/null || fail "GET /api/model failed"
 # The drawing page and its assets: templates/ and static/ are in the image.
