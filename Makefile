@@ -48,7 +48,7 @@ test: install-dev chromium postgresql lint
 
 # Everyday work: everything but the browser, training and evaluation tests (and Docker).
 test-fast: install-dev postgresql
-	$(BIN)/python -m pytest -m "not browser and not training"
+	$(BIN)/python -m pytest -m "not browser and not training and not slow"
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -235,6 +235,7 @@ def start_server(database_url: str, workers: str = "1") -> tuple[subprocess.Pope
     return process, url
 
 
+@pytest.mark.slow
 def test_no_acknowledged_correction_is_lost_when_the_server_is_killed(
     tmp_path: Path, seven_png: bytes
 ) -> None:
@@ -267,6 +268,7 @@ def test_no_acknowledged_correction_is_lost_when_the_server_is_killed(
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_two_workers_write_side_by_side(store_url: str, seven_png: bytes) -> None:
     server, url = start_server(store_url, workers="2")
     try:

@@ -5,6 +5,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 
 from app.idx import IDX_FILE_NAMES, IMAGES_MAGIC, LABELS_MAGIC
@@ -14,6 +15,8 @@ from app.serving.settings import Settings
 from app.training.data import MnistData, load_idx_directory
 from app.training.drawings import DrawingStyle, render_drawing
 from tests.conftest import run_module
+
+pytestmark = pytest.mark.slow
 
 
 def test_corrections_become_the_four_mnist_files(

@@ -67,6 +67,7 @@ def assert_model_input_or_client_error(data: bytes) -> None:
     assert model_input.min() >= 0.0 and model_input.max() <= 1.0
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(images())
 def test_preprocessing_gives_a_model_input_or_a_client_error(data: bytes) -> None:
@@ -83,6 +84,7 @@ def api(client: TestClient) -> TestClient:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
+@pytest.mark.slow
 @given(images(), st.sampled_from(["/api/predict", "/api/read"]), st.booleans())
 def test_the_api_answers_200_or_a_client_error_in_json(
     api: TestClient, data: bytes, path: str, as_multipart: bool

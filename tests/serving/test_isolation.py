@@ -155,6 +155,7 @@ def test_a_full_queue_is_refused_with_503(isolation: IsolatedPreprocessing) -> N
     assert isinstance(results[2], ServiceBusyError)
 
 
+@pytest.mark.slow
 def test_a_busy_server_answers_503_with_retry_after(grey_png: bytes) -> None:
     # One decoding slot and no queue: while a large photo is decoded, another is refused.
     large = encode(Image.new("L", (4096, 4096), 255))

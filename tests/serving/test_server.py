@@ -28,6 +28,8 @@ from app.training.drawings import DrawingStyle, render_drawing
 from bench.run import multipart_body
 from tests.conftest import RunningServer, encode, free_port, run_module, running_server
 
+pytestmark = pytest.mark.slow
+
 LARGE_PHOTO = DrawingStyle(canvas_size=(2000, 2000), digit_height=1200)
 
 LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
