@@ -38,6 +38,10 @@ class DenseClassifier:
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """(n, 784) float32 inputs in [0, 1] -> (n, 10) probabilities, each row summing to 1."""
+        return softmax(self.logits(inputs) / self.temperature)
+
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """(n, 784) float32 inputs in [0, 1] -> (n, 10) logits, before the softmax."""
         inputs = np.asarray(inputs, dtype=np.float32)
         weights = self.hidden_weights
         # A digit covers a fifth of its field: the rest is 0 and its weight rows add nothing.
@@ -49,7 +53,7 @@ class DenseClassifier:
             inputs, weights = inputs[:, inked], weights[inked]
         hidden = inputs @ weights + self.hidden_bias
         np.maximum(hidden, 0.0, out=hidden)  # relu
-        return softmax((hidden @ self.output_weights + self.output_bias) / self.temperature)
+        return hidden @ self.output_weights + self.output_bias
 
 
 @dataclass(frozen=True)
