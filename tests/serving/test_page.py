@@ -95,6 +95,8 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def pad_box(page: Page) -> dict[str, float]:
+    """Where the pad is on screen, scrolled into view first as a person would."""
+    page.locator("#pad").scroll_into_view_if_needed()
     box = page.locator("#pad").bounding_box()
     assert box is not None
     return box
