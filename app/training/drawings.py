@@ -21,6 +21,9 @@ Background = Literal["white", "black", "transparent"]
 # times larger than the canvas before being reduced, which anti-aliases them.
 SKELETON_SUPERSAMPLING = 3
 PEN_SUPERSAMPLING = 2
+# Round pens people draw with, in MNIST pixels: from hairline to marker (MNIST's own strokes
+# are 1.6 to 3.7).
+PEN_WIDTHS = (0.6, 4.5)
 
 
 @dataclass(frozen=True)
@@ -191,7 +194,7 @@ def random_style(
     rng: np.random.Generator,
     *,
     pen_share: float = 0.5,
-    pen_widths: tuple[float, float] = (0.6, 4.5),
+    pen_widths: tuple[float, float] = PEN_WIDTHS,
     stroke_changes: tuple[float, float] = (-0.33, 1.0),
     max_rotation: float = 0.0,
     max_slant: float = 0.0,
