@@ -59,7 +59,7 @@ format: install-dev
 	$(BIN)/ruff format .
 
 # The served model (default preset) and the book's recipe beside it, each with its card
-# completed by the evaluation (raw and canvas-realistic accuracy).
+# completed by the evaluation (raw, canvas-realistic and style-set accuracy).
 train: install-train
 	$(BIN)/python -m app.train --data-dir $(MNIST_DIR)
 	$(BIN)/python -m app.train --preset seed --data-dir $(MNIST_DIR) \

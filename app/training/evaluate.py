@@ -1,8 +1,9 @@
-"""Evaluate a model on MNIST's test set, raw and drawn as real canvases, and record it.
+"""Evaluate a model on MNIST's test set, raw, drawn as real canvases and in styles MNIST
+lacks, and record it.
 
     python -m app.evaluate --data-dir ../shared/data/mnist [--model models/mnist_dense.keras]
 
-Two measures, each with a confusion matrix and per-digit accuracy:
+Four measures, the first three each with a confusion matrix and per-digit accuracy:
 
 1. the raw MNIST test set, as the network was trained;
 2. canvas-realistic: each test digit rendered as a person might draw it (three canvas sizes,
@@ -10,7 +11,11 @@ Two measures, each with a confusion matrix and per-digit accuracy:
    hairline to marker, rotated up to 15 degrees, slanted, both polarities, transparent
    backgrounds, PNG and JPEG) and sent through the serving pipeline, bytes to prediction.
    The drawings come from a fixed seed, so figures are comparable between models.
-3. whole numbers: seeded numbers of 2-6 test digits written on wide canvases, read through
+3. the style set: test digits rewritten in the styles of app/training/styles.py (a 1 with a
+   flag, a 7 with a crossbar, a closed 4, a slashed 0 ...; every digit with a marker or a thin
+   pen), the same number of each style, drawn and sent through the serving pipeline as the
+   canvas-realistic set is; with the accuracy of each style. Also from a fixed seed.
+4. whole numbers: seeded numbers of 2-6 test digits written on wide canvases, read through
    the server's segmentation (app.training.number_evaluation); `--numbers` measures only
    these.
 
@@ -34,8 +39,12 @@ from app.training.artifacts import write_json_atomically
 from app.training.data import MnistDataError, load_mnist, to_model_input
 from app.training.drawings import DrawingStyle, random_style, render_drawing
 from app.training.number_evaluation import NUMBERS_SEED, NumberMeasure, measure_numbers, number_jobs
+from app.training.styles import STYLES, style_rng
 
 CANVAS_SEED = 20261126
+STYLE_SEED = 20261127
+STYLE_SAMPLES = 300  # test digits per style in the style set
+MAX_STYLE_SAMPLES = 500  # every style suits more test digits (the fewest: 518 1s, flagged)
 MAX_ROTATION = 15.0
 MAX_SLANT = 0.3
 
@@ -66,15 +75,57 @@ def canvas_styles(count: int) -> list[DrawingStyle]:
     return [random_style(rng, max_rotation=MAX_ROTATION, max_slant=MAX_SLANT) for _ in range(count)]
 
 
+@dataclass(frozen=True)
+class StyleSet:
+    """Test digits rewritten in each style, with how each is drawn on its canvas."""
+
+    digits: np.ndarray  # (n, 28, 28) uint8, the style applied
+    labels: np.ndarray
+    styles: list[str]  # the style of each digit
+    drawings: list[DrawingStyle]
+
+
+def style_set(images: np.ndarray, labels: np.ndarray, per_style: int) -> StyleSet:
+    """`per_style` test digits in every style of STYLES, from a fixed seed per style.
+
+    A reshaping style takes its digit's test images in a seeded order, skipping those it does
+    not suit; a pen style takes any digits and draws them with its pen.
+    """
+    digits, chosen_labels, names, drawings = [], [], [], []
+    for name, style in STYLES.items():
+        rng = style_rng(STYLE_SEED, name)
+        pens = (
+            {} if style.pen_widths is None else {"pen_share": 1.0, "pen_widths": style.pen_widths}
+        )
+        candidates = (
+            np.arange(len(images)) if style.digit is None else np.flatnonzero(labels == style.digit)
+        )
+        chosen = 0
+        for index in rng.permutation(candidates):
+            digit = style.reshape(images[index], rng)
+            if digit is None:
+                continue
+            digits.append(digit)
+            chosen_labels.append(labels[index])
+            names.append(name)
+            drawings.append(
+                random_style(rng, max_rotation=MAX_ROTATION, max_slant=MAX_SLANT, **pens)
+            )
+            chosen += 1
+            if chosen == per_style:
+                break
+    return StyleSet(np.stack(digits), np.array(chosen_labels), names, drawings)
+
+
 def drawn_model_input(digit_and_style: tuple[np.ndarray, DrawingStyle]) -> np.ndarray:
     """Render one digit as a canvas export and preprocess it exactly as the server does."""
     digit, style = digit_and_style
     return preprocess(render_drawing(digit, style))
 
 
-def canvas_inputs(digits: np.ndarray, workers: int) -> np.ndarray:
-    """Model inputs of the canvas-realistic set; rendering is spread over `workers` processes."""
-    jobs = list(zip(digits, canvas_styles(len(digits)), strict=True))
+def drawn_inputs(digits: np.ndarray, styles: list[DrawingStyle], workers: int) -> np.ndarray:
+    """Model inputs of digits drawn in `styles`; rendering is spread over `workers` processes."""
+    jobs = list(zip(digits, styles, strict=True))
     if workers <= 1:
         return np.stack([drawn_model_input(job) for job in jobs])
     # Spawned, not forked: the parent may already hold TensorFlow's threads.
@@ -95,13 +146,43 @@ def format_measure(title: str, measure: Measure) -> str:
     return "\n".join(lines)
 
 
-def evaluate(model_path: Path, data_dir: Path | None, samples: int, workers: int) -> dict[str, Any]:
-    """Both measures of the model at `model_path`, as the model card records them."""
+def format_styles(per_style: dict[str, dict[str, float]]) -> str:
+    lines = ["style                     samples  accuracy"]
+    lines += [
+        f"{name:<24}{figures['samples']:>9}  {figures['accuracy']:8.4f}"
+        for name, figures in per_style.items()
+    ]
+    return "\n".join(lines)
+
+
+def evaluate(
+    model_path: Path, data_dir: Path | None, samples: int, style_samples: int, workers: int
+) -> dict[str, Any]:
+    """The three measures of the model at `model_path`, as the model card records them."""
     data = load_mnist(data_dir)
-    drawn = canvas_inputs(data.x_test[:samples], workers)
+    styled = style_set(data.x_test, data.y_test, style_samples)
+    # Both sets drawn in one pool: starting the processes costs seconds.
+    drawn = drawn_inputs(
+        np.concatenate([data.x_test[:samples], styled.digits]),
+        canvas_styles(samples) + styled.drawings,
+        workers,
+    )
     classifier = load_classifier(model_path)
     raw = Measure.of(classifier.predict(to_model_input(data.x_test)).argmax(axis=1), data.y_test)
-    canvas = Measure.of(classifier.predict(drawn).argmax(axis=1), data.y_test[:samples])
+    predicted = classifier.predict(drawn).argmax(axis=1)
+    canvas = Measure.of(predicted[:samples], data.y_test[:samples])
+    style_predicted = predicted[samples:]
+    style = Measure.of(style_predicted, styled.labels)
+    names = np.array(styled.styles)
+    per_style = {
+        name: {
+            "samples": int(np.count_nonzero(names == name)),
+            "accuracy": Measure.of(
+                style_predicted[names == name], styled.labels[names == name]
+            ).accuracy,
+        }
+        for name in STYLES
+    }
     return {
         "test_accuracy": raw.accuracy,
         "test_per_digit": raw.per_digit,
@@ -111,6 +192,12 @@ def evaluate(model_path: Path, data_dir: Path | None, samples: int, workers: int
         "canvas_confusion": canvas.confusion,
         "canvas_samples": samples,
         "canvas_seed": CANVAS_SEED,
+        "style_accuracy": style.accuracy,
+        "style_per_style": per_style,
+        "style_per_digit": style.per_digit,
+        "style_confusion": style.confusion,
+        "style_samples": len(styled.labels),
+        "style_seed": STYLE_SEED,
     }
 
 
@@ -153,6 +240,15 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help="test digits in the canvas-realistic set (1-10000, default all)",
     )
     parser.add_argument(
+        "--style-samples",
+        type=int,
+        default=STYLE_SAMPLES,
+        choices=range(1, MAX_STYLE_SAMPLES + 1),
+        metavar="N",
+        help=f"test digits per style in the style set (1-{MAX_STYLE_SAMPLES}, "
+        f"default {STYLE_SAMPLES})",
+    )
+    parser.add_argument(
         "--numbers", action="store_true", help="measure only the reading of whole numbers"
     )
     parser.add_argument(
@@ -179,7 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         figures = (
             {}
             if arguments.numbers
-            else evaluate(arguments.model, arguments.data_dir, arguments.samples, arguments.workers)
+            else evaluate(
+                arguments.model,
+                arguments.data_dir,
+                arguments.samples,
+                arguments.style_samples,
+                arguments.workers,
+            )
         )
         figures |= evaluate_numbers(
             arguments.model, arguments.data_dir, arguments.number_count, arguments.workers
@@ -188,14 +290,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not arguments.numbers:
-        for title, prefix in (("Raw MNIST test set", "test"), ("Canvas-realistic", "canvas")):
+        for title, prefix in (
+            ("Raw MNIST test set", "test"),
+            ("Canvas-realistic", "canvas"),
+            ("Style set", "style"),
+        ):
             measure = Measure(
                 figures[f"{prefix}_accuracy"],
                 figures[f"{prefix}_per_digit"],
                 figures[f"{prefix}_confusion"],
             )
             print(format_measure(title, measure), end="\n\n")
-        print(f"canvas-realistic set: {arguments.samples} drawings, seed {CANVAS_SEED}\n")
+        print(format_styles(figures["style_per_style"]), end="\n\n")
+        print(f"canvas-realistic set: {arguments.samples} drawings, seed {CANVAS_SEED}")
+        print(f"style set: {figures['style_samples']} drawings, seed {STYLE_SEED}\n")
     for title, prefix in (("Numbers", "numbers"), ("Tight numbers", "tight_numbers")):
         measure = NumberMeasure(
             figures[f"{prefix}_number_accuracy"],
