@@ -1,11 +1,11 @@
 """The models the server answers with: the served default and, beside it, the book's recipe."""
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.serving.inference import DenseClassifier
-from app.serving.model_file import load_classifier, read_model_card
+from app.serving.model_file import load_calibrated_classifier, read_model_card
 from app.serving.settings import Settings
 
 logger = logging.getLogger("uvicorn.error")
@@ -35,10 +35,6 @@ def load_served_models(settings: Settings) -> dict[str, ServedModel]:
         if name != "default" and not path.is_file():
             logger.info("No %s model at %s: only the default is served", name, path)
             continue
-        card = read_model_card(path)
-        # Calibrated on its validation split when trained (temperature scaling): its
-        # probabilities then mean what they say.
-        temperature = card.get("calibration", {}).get("temperature", 1.0)
-        classifier = replace(load_classifier(path), temperature=temperature)
-        models[name] = ServedModel(name, DESCRIPTIONS[name], classifier, card)
+        classifier = load_calibrated_classifier(path)
+        models[name] = ServedModel(name, DESCRIPTIONS[name], classifier, read_model_card(path))
     return models

@@ -23,7 +23,6 @@ The figures are written into the model card beside the model.
 """
 
 import argparse
-import multiprocessing
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +32,18 @@ import numpy as np
 
 from app.mnist import NUM_CLASSES
 from app.paths import DEFAULT_MODEL_PATH
-from app.serving.model_file import load_classifier, model_card_path, read_model_card
-from app.serving.preprocessing import preprocess
+from app.serving.inference import softmax
+from app.serving.model_file import (
+    load_calibrated_classifier,
+    load_classifier,
+    model_card_path,
+    read_model_card,
+)
 from app.training.artifacts import write_json_atomically
+from app.training.calibration import expected_calibration_error
 from app.training.data import MnistDataError, load_mnist, to_model_input
-from app.training.drawings import DrawingStyle, random_style, render_drawing
+from app.training.drawings import DrawingStyle, random_style
+from app.training.drawn_sets import MAX_ROTATION, MAX_SLANT, canvas_styles, drawn_inputs
 from app.training.number_evaluation import NUMBERS_SEED, NumberMeasure, measure_numbers, number_jobs
 from app.training.styles import STYLES, style_rng
 
@@ -45,8 +51,9 @@ CANVAS_SEED = 20261126
 STYLE_SEED = 20261127
 STYLE_SAMPLES = 300  # test digits per style in the style set
 MAX_STYLE_SAMPLES = 500  # every style suits more test digits (the fewest: 518 1s, flagged)
-MAX_ROTATION = 15.0
-MAX_SLANT = 0.3
+# The style set and the numbers are built from the test split when it is this large; a
+# smaller one (exported corrections) is measured raw and drawn only.
+MIN_TEST_DIGITS = 1000
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,6 @@ class Measure:
             per_digit=[round(float(value), 4) for value in per_digit],
             confusion=confusion.tolist(),
         )
-
-
-def canvas_styles(count: int) -> list[DrawingStyle]:
-    """The fixed, seeded drawing styles of the canvas-realistic set."""
-    rng = np.random.default_rng(CANVAS_SEED)
-    return [random_style(rng, max_rotation=MAX_ROTATION, max_slant=MAX_SLANT) for _ in range(count)]
 
 
 @dataclass(frozen=True)
@@ -117,22 +118,6 @@ def style_set(images: np.ndarray, labels: np.ndarray, per_style: int) -> StyleSe
     return StyleSet(np.stack(digits), np.array(chosen_labels), names, drawings)
 
 
-def drawn_model_input(digit_and_style: tuple[np.ndarray, DrawingStyle]) -> np.ndarray:
-    """Render one digit as a canvas export and preprocess it exactly as the server does."""
-    digit, style = digit_and_style
-    return preprocess(render_drawing(digit, style))
-
-
-def drawn_inputs(digits: np.ndarray, styles: list[DrawingStyle], workers: int) -> np.ndarray:
-    """Model inputs of digits drawn in `styles`; rendering is spread over `workers` processes."""
-    jobs = list(zip(digits, styles, strict=True))
-    if workers <= 1:
-        return np.stack([drawn_model_input(job) for job in jobs])
-    # Spawned, not forked: the parent may already hold TensorFlow's threads.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return np.stack(pool.map(drawn_model_input, jobs, chunksize=64))
-
-
 def format_measure(title: str, measure: Measure) -> str:
     lines = [
         f"{title}: accuracy {measure.accuracy:.4f}",
@@ -155,23 +140,60 @@ def format_styles(per_style: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def calibration_errors(
+    prefix: str, logits: np.ndarray, labels: np.ndarray, temperature: float
+) -> dict[str, float]:
+    """Expected calibration error of the probabilities served (at the card's temperature) and
+    of the network as trained (temperature 1)."""
+    served, as_trained = softmax(logits / temperature), softmax(logits)
+    return {
+        f"{prefix}_ece": round(expected_calibration_error(served, labels), 4),
+        f"{prefix}_ece_uncalibrated": round(expected_calibration_error(as_trained, labels), 4),
+    }
+
+
 def evaluate(
     model_path: Path, data_dir: Path | None, samples: int, style_samples: int, workers: int
 ) -> dict[str, Any]:
-    """The three measures of the model at `model_path`, as the model card records them."""
+    """The measures of the model at `model_path` on single digits, as its card records them.
+
+    A small test split (exported corrections, say) is measured raw and drawn; the style set
+    needs MNIST-sized test data and is left out below MIN_TEST_DIGITS.
+    """
     data = load_mnist(data_dir)
-    styled = style_set(data.x_test, data.y_test, style_samples)
+    samples = min(samples, len(data.x_test))
+    with_styles = len(data.x_test) >= MIN_TEST_DIGITS
+    styled = style_set(data.x_test, data.y_test, style_samples) if with_styles else None
     # Both sets drawn in one pool: starting the processes costs seconds.
     drawn = drawn_inputs(
-        np.concatenate([data.x_test[:samples], styled.digits]),
-        canvas_styles(samples) + styled.drawings,
+        np.concatenate([data.x_test[:samples]] + ([styled.digits] if styled else [])),
+        canvas_styles(samples, CANVAS_SEED) + (styled.drawings if styled else []),
         workers,
     )
-    classifier = load_classifier(model_path)
-    raw = Measure.of(classifier.predict(to_model_input(data.x_test)).argmax(axis=1), data.y_test)
-    predicted = classifier.predict(drawn).argmax(axis=1)
-    canvas = Measure.of(predicted[:samples], data.y_test[:samples])
-    style_predicted = predicted[samples:]
+    classifier = load_calibrated_classifier(model_path)
+    raw_logits = classifier.logits(to_model_input(data.x_test))
+    drawn_logits = classifier.logits(drawn)
+    raw = Measure.of(raw_logits.argmax(axis=1), data.y_test)
+    canvas_labels = data.y_test[:samples]
+    canvas = Measure.of(drawn_logits[:samples].argmax(axis=1), canvas_labels)
+    figures = {
+        "temperature": classifier.temperature,
+        "test_accuracy": raw.accuracy,
+        "test_per_digit": raw.per_digit,
+        "test_confusion": raw.confusion,
+        **calibration_errors("test", raw_logits, data.y_test, classifier.temperature),
+        "canvas_accuracy": canvas.accuracy,
+        "canvas_per_digit": canvas.per_digit,
+        "canvas_confusion": canvas.confusion,
+        **calibration_errors(
+            "canvas", drawn_logits[:samples], canvas_labels, classifier.temperature
+        ),
+        "canvas_samples": samples,
+        "canvas_seed": CANVAS_SEED,
+    }
+    if styled is None:
+        return figures
+    style_predicted = drawn_logits[samples:].argmax(axis=1)
     style = Measure.of(style_predicted, styled.labels)
     names = np.array(styled.styles)
     per_style = {
@@ -183,15 +205,7 @@ def evaluate(
         }
         for name in STYLES
     }
-    return {
-        "test_accuracy": raw.accuracy,
-        "test_per_digit": raw.per_digit,
-        "test_confusion": raw.confusion,
-        "canvas_accuracy": canvas.accuracy,
-        "canvas_per_digit": canvas.per_digit,
-        "canvas_confusion": canvas.confusion,
-        "canvas_samples": samples,
-        "canvas_seed": CANVAS_SEED,
+    return figures | {
         "style_accuracy": style.accuracy,
         "style_per_style": per_style,
         "style_per_digit": style.per_digit,
@@ -206,6 +220,8 @@ def evaluate_numbers(
 ) -> dict[str, Any]:
     """Reading whole numbers, with the gaps people leave and with digits almost touching."""
     data = load_mnist(data_dir)
+    if len(data.x_test) < MIN_TEST_DIGITS:
+        return {}
     classifier = load_classifier(model_path)
     figures: dict[str, Any] = {"numbers_seed": NUMBERS_SEED}
     for prefix, tight in (("numbers", False), ("tight_numbers", True)):
@@ -219,6 +235,57 @@ def format_numbers(title: str, measure: NumberMeasure) -> str:
         f"{title}: number accuracy {measure.number_accuracy:.4f}, digit count "
         f"{measure.count_accuracy:.4f}, per digit {measure.digit_accuracy:.4f}"
     )
+
+
+def report(figures: dict[str, Any]) -> str:
+    """The figures measured, as the evaluation prints them."""
+    parts = []
+    for title, prefix in (
+        ("Raw MNIST test set", "test"),
+        ("Canvas-realistic", "canvas"),
+        ("Style set", "style"),
+    ):
+        if f"{prefix}_accuracy" in figures:
+            measure = Measure(
+                figures[f"{prefix}_accuracy"],
+                figures[f"{prefix}_per_digit"],
+                figures[f"{prefix}_confusion"],
+            )
+            parts.append(format_measure(title, measure))
+    if "style_per_style" in figures:
+        parts.append(format_styles(figures["style_per_style"]))
+    if "temperature" in figures:
+        parts.append(
+            f"calibration (temperature {figures['temperature']:.3f}): expected calibration "
+            f"error {figures['test_ece']:.4f} raw (uncalibrated "
+            f"{figures['test_ece_uncalibrated']:.4f}), {figures['canvas_ece']:.4f} "
+            f"canvas-realistic (uncalibrated {figures['canvas_ece_uncalibrated']:.4f})"
+        )
+        sets = [f"canvas-realistic set: {figures['canvas_samples']} drawings, seed {CANVAS_SEED}"]
+        if "style_samples" in figures:
+            sets.append(f"style set: {figures['style_samples']} drawings, seed {STYLE_SEED}")
+        else:
+            sets.append(f"style set, numbers: skipped (fewer than {MIN_TEST_DIGITS} test digits)")
+        parts.append("\n".join(sets))
+    if "numbers_seed" in figures:
+        lines = [
+            format_numbers(
+                title,
+                NumberMeasure(
+                    figures[f"{prefix}_number_accuracy"],
+                    figures[f"{prefix}_count_accuracy"],
+                    figures[f"{prefix}_digit_accuracy"],
+                    figures[f"{prefix}_count"],
+                ),
+            )
+            for title, prefix in (("Numbers", "numbers"), ("Tight numbers", "tight_numbers"))
+        ]
+        count = figures["numbers_count"]
+        lines.append(f"number sets: {count} numbers of 2-6 digits each, seed {NUMBERS_SEED}")
+        parts.append("\n".join(lines))
+    elif not parts:
+        parts.append(f"numbers: skipped (fewer than {MIN_TEST_DIGITS} test digits)")
+    return "\n\n".join(parts)
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -289,30 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     except MnistDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not arguments.numbers:
-        for title, prefix in (
-            ("Raw MNIST test set", "test"),
-            ("Canvas-realistic", "canvas"),
-            ("Style set", "style"),
-        ):
-            measure = Measure(
-                figures[f"{prefix}_accuracy"],
-                figures[f"{prefix}_per_digit"],
-                figures[f"{prefix}_confusion"],
-            )
-            print(format_measure(title, measure), end="\n\n")
-        print(format_styles(figures["style_per_style"]), end="\n\n")
-        print(f"canvas-realistic set: {arguments.samples} drawings, seed {CANVAS_SEED}")
-        print(f"style set: {figures['style_samples']} drawings, seed {STYLE_SEED}\n")
-    for title, prefix in (("Numbers", "numbers"), ("Tight numbers", "tight_numbers")):
-        measure = NumberMeasure(
-            figures[f"{prefix}_number_accuracy"],
-            figures[f"{prefix}_count_accuracy"],
-            figures[f"{prefix}_digit_accuracy"],
-            figures[f"{prefix}_count"],
-        )
-        print(format_numbers(title, measure))
-    print(f"number sets: {arguments.number_count} numbers of 2-6 digits each, seed {NUMBERS_SEED}")
+    print(report(figures))
     if not arguments.no_write:
         card = read_model_card(arguments.model)
         card["evaluation"] = {**card.get("evaluation", {}), **figures}

@@ -12,7 +12,8 @@ import pytest
 from app.mnist import DIGIT_BOX
 from app.serving.model_file import model_card_path
 from app.training.data import MnistData
-from app.training.evaluate import MAX_ROTATION, Measure, canvas_styles, style_set
+from app.training.drawn_sets import MAX_ROTATION, canvas_styles
+from app.training.evaluate import CANVAS_SEED, Measure, style_set
 from app.training.styles import STYLES
 from tests.conftest import run_module
 
@@ -31,8 +32,8 @@ def test_measure_counts_a_confusion_matrix() -> None:
 
 
 def test_the_canvas_set_is_fixed_and_varied() -> None:
-    styles = canvas_styles(2000)
-    assert styles == canvas_styles(2000)
+    styles = canvas_styles(2000, CANVAS_SEED)
+    assert styles == canvas_styles(2000, CANVAS_SEED)
     assert {style.background for style in styles} == {"white", "black", "transparent"}
     pens = [style for style in styles if style.pen_width is not None]
     assert 0.4 < len(pens) / len(styles) < 0.6
