@@ -9,6 +9,7 @@ service with it. Past either deadline the client gets 408 and the connection is 
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 
 from fastapi import HTTPException
@@ -20,6 +21,15 @@ from app.serving.settings import Settings
 logger = logging.getLogger("uvicorn.error")
 # Requests in flight get this long to finish after SIGTERM.
 GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+def address_family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def url_host(host: str) -> str:
+    """The host as a URL or gunicorn's `bind` writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:

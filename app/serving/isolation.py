@@ -24,7 +24,12 @@ from typing import TypeVar
 
 import numpy as np
 
-from app.serving.preprocessing import ImageTooLargeError, Limits, PreprocessError, preprocess
+from app.serving.preprocessing import (
+    CostlyDecodingError,
+    ImageTooLargeError,
+    Limits,
+    preprocess,
+)
 
 T = TypeVar("T")
 QUEUE_WAIT_SECONDS = 10.0
@@ -35,6 +40,7 @@ class ServiceBusyError(Exception):
     """Every slot is taken and the queue is full: the client should retry shortly (503)."""
 
     retry_after = RETRY_AFTER_SECONDS
+    reason = "busy"
 
 
 def limit_this_process(cpu_seconds: int, memory_mb: int) -> None:
@@ -91,7 +97,7 @@ class IsolatedPreprocessing:
         return await self.run(preprocess_within_limits, data, limits)
 
     async def run(self, function: Callable[..., T], *arguments: object) -> T:
-        """`function(*arguments)` in a fresh limited process; a PreprocessError if the
+        """`function(*arguments)` in a fresh limited process; a CostlyDecodingError if the
         kernel had to stop it."""
         slot = await self.take_slot()
         try:
@@ -103,7 +109,7 @@ class IsolatedPreprocessing:
             slot.shutdown(wait=False)
             slot = self.new_slot()
             cpu_seconds, memory_mb = self.limits
-            raise PreprocessError(
+            raise CostlyDecodingError(
                 f"the image could not be decoded within {cpu_seconds} s of CPU time and "
                 f"{memory_mb} MB of memory"
             ) from None

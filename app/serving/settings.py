@@ -3,12 +3,13 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.paths import DEFAULT_MODEL_PATH
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+LogFormat = Literal["text", "json"]
 
 
 def _env(name: str, *plain: str) -> AliasChoices:
@@ -52,6 +53,16 @@ class Settings(BaseSettings):
     max_connections: Annotated[int, Field(gt=0, validation_alias=_env("MAX_CONNECTIONS"))] = 1000
     cors_origins: Annotated[list[str], NoDecode, Field(validation_alias=_env("CORS_ORIGINS"))] = []
     log_level: Annotated[LogLevel, Field(validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))] = "info"
+    # text: uvicorn's (and gunicorn's) readable lines; json: one JSON object per line, a
+    # request's included (see app.serving.request_logs and app.serving.json_logs).
+    log_format: Annotated[LogFormat, Field(validation_alias=_env("LOG_FORMAT", "LOG_FORMAT"))] = (
+        "text"
+    )
+    # GET /metrics on the public port when unset; otherwise only on this port, which a load
+    # balancer in front of the public one never reaches (see app.serving.metrics).
+    metrics_port: Annotated[
+        int | None, Field(gt=0, lt=65536, validation_alias=_env("METRICS_PORT"))
+    ] = None
     host: Annotated[str, Field(validation_alias=_env("HOST", "HOST"))] = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536, validation_alias=_env("PORT", "PORT"))] = 8000
     workers: Annotated[int, Field(gt=0, validation_alias=_env("WORKERS", "WORKERS"))] = 1
@@ -64,7 +75,18 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
-    def lower_case_level(cls, value: object) -> object:
+    def lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports the server listens on: the public one, and the metrics one if set."""
+        return [self.port] if self.metrics_port is None else [self.port, self.metrics_port]
+
+    @model_validator(mode="after")
+    def metrics_apart(self) -> "Settings":
+        if self.metrics_port == self.port:
+            raise ValueError(f"the metrics port must differ from the public port {self.port}")
+        return self

@@ -8,7 +8,15 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
 from app.serving.image_files import png_header
+from app.serving.inference import DenseClassifier
 from app.serving.isolation import IsolatedPreprocessing, ServiceBusyError
+from app.serving.metrics import (
+    INFERENCE_SECONDS,
+    PREPROCESSED_INLINE,
+    PREPROCESSED_ISOLATED,
+    count_prediction,
+    count_rejection,
+)
 from app.serving.preprocessing import Limits, PreprocessError, check_format, preprocess
 from app.serving.schemas import (
     BatchPrediction,
@@ -50,8 +58,15 @@ def image_limits(settings: Settings) -> Limits:
     return Limits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
 
 
+def forward(classifier: DenseClassifier, inputs: np.ndarray) -> np.ndarray:
+    """The classifier's probabilities for (n, 784) inputs, timed."""
+    with INFERENCE_SECONDS.time():
+        return classifier.predict(inputs)
+
+
 def to_prediction(probabilities: np.ndarray, model_input: np.ndarray | None = None) -> Prediction:
     digit = int(probabilities.argmax())
+    count_prediction(digit)
     return Prediction(
         digit=digit,
         confidence=float(probabilities[digit]),
@@ -83,7 +98,7 @@ async def predict_image(
     `Content-Type: image/png`.
     """
     model_input = await preprocess_image(image, image_limits(settings), isolation)
-    probabilities = classifier.predict(model_input[np.newaxis])[0]
+    probabilities = forward(classifier, model_input[np.newaxis])[0]
     return to_prediction(probabilities, model_input if include_input else None)
 
 
@@ -95,8 +110,10 @@ async def preprocess_image(
     check_format(data)  # bytes of no image format are refused here, without a process
     header = png_header(data)
     if header is not None and header.is_canvas_export(INLINE_MAX_PIXELS):
-        return preprocess(data, limits)
-    return await isolation.preprocess(data, limits)
+        with PREPROCESSED_INLINE.time():
+            return preprocess(data, limits)
+    with PREPROCESSED_ISOLATED.time():
+        return await isolation.preprocess(data, limits)
 
 
 @router.post(
@@ -124,12 +141,14 @@ async def predict_batch(
         except PreprocessError as error:
             # Only the status and message are kept: the exception's traceback would keep
             # the decoded arrays of its frames alive as long as the results.
+            count_rejection(error.status_code, error.reason)
             inputs.append(ImageError(status=error.status_code, detail=str(error)))
         except ServiceBusyError as busy:
+            count_rejection(503, busy.reason)
             inputs.append(ImageError(status=503, detail=str(busy)))
     valid = [model_input for model_input in inputs if isinstance(model_input, np.ndarray)]
     # One forward pass for the whole batch.
-    probabilities = iter(classifier.predict(np.stack(valid)) if valid else ())
+    probabilities = iter(forward(classifier, np.stack(valid)) if valid else ())
     results = []
     for upload, model_input in zip(files, inputs, strict=True):
         if isinstance(model_input, ImageError):
@@ -160,5 +179,5 @@ def pixels_to_input(pixels: list[float] | list[list[float]]) -> np.ndarray:
 )
 async def predict_pixels(payload: PixelsRequest, classifier: ClassifierDep) -> Prediction:
     """For clients that preprocess themselves: MNIST form, white (1) digit on black (0)."""
-    probabilities = classifier.predict(pixels_to_input(payload.pixels)[np.newaxis])[0]
+    probabilities = forward(classifier, pixels_to_input(payload.pixels)[np.newaxis])[0]
     return to_prediction(probabilities)
