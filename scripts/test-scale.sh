@@ -15,7 +15,9 @@
 #   LOAD_SECONDS   length of each throughput measurement (10)
 #   MIN_SCALING    2 replicas / 1 replica throughput to reach (1.6); judged only when other
 #                  work left the machine's cores to the test (at most BUSY_LIMIT cores, 0.25,
-#                  taken by other processes during the measurements: bench/neighbours.py)
+#                  taken by other processes during the measurements: bench/neighbours.py);
+#                  each measurement waits up to 30 s for a quiet moment, and is tried up to
+#                  MEASURE_TRIES (3) times for a quiet one
 #   KEEP_IMAGES=1  keep the images afterwards
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,7 @@ export MNIST_DIR=${MNIST_DIR:-../shared/data/mnist}
 LOAD_SECONDS=${LOAD_SECONDS:-10}
 MIN_SCALING=${MIN_SCALING:-1.6}
 BUSY_LIMIT=${BUSY_LIMIT:-0.25}
+MEASURE_TRIES=${MEASURE_TRIES:-3}
 CONCURRENCY=16
 MAX_TOTAL_SECONDS=480
 STACK=digit-canvas-scale
@@ -147,18 +150,41 @@ others_cpu_seconds() {
   "$VENV_PYTHON" -m bench.neighbours $$ $(stack_containers)
 }
 
+# Up to 30 s, until other work takes at most BUSY_LIMIT cores over 3 s.
+wait_for_quiet() {
+  local deadline=$((SECONDS + 30)) before after
+  while ((SECONDS < deadline)); do
+    before=$(others_cpu_seconds)
+    sleep 3
+    after=$(others_cpu_seconds)
+    awk -v a="$after" -v b="$before" -v max="$BUSY_LIMIT" 'BEGIN { exit !((a - b) / 3 <= max) }' &&
+      return
+  done
+}
+
 # Throughput after a warm-up, wrk's report in $1 and in $1.figures "requests/s requests
-# failed" with the cores other work used meanwhile. (Run by this shell itself, not in a
-# subshell: the CPU time of wrk counts as this shell's children's.)
+# failed" with the cores other work used meanwhile: measured again, up to MEASURE_TRIES
+# times, while other work takes more than BUSY_LIMIT cores; the quietest try is kept. (Run
+# by this shell itself, not in a subshell: wrk's CPU time counts as this shell's children's.)
 measure() {
-  local output=$1 before after started
-  run_wrk "$workdir/warm-up" 3
-  before=$(others_cpu_seconds)
-  started=$(now)
-  run_wrk "$output" "$LOAD_SECONDS"
-  after=$(others_cpu_seconds)
-  echo "$(wrk_figures "$output") $(awk -v a="$after" -v b="$before" \
-    -v t="$(seconds_since "$started")" 'BEGIN { printf "%.2f", (a - b) / t }')" >"$output.figures"
+  local output=$1 try before after started busy best=""
+  for ((try = 1; try <= MEASURE_TRIES; try++)); do
+    wait_for_quiet
+    run_wrk "$workdir/warm-up" 3
+    before=$(others_cpu_seconds)
+    started=$(now)
+    run_wrk "$output.try" "$LOAD_SECONDS"
+    after=$(others_cpu_seconds)
+    busy=$(awk -v a="$after" -v b="$before" -v t="$(seconds_since "$started")" \
+      'BEGIN { printf "%.2f", (a - b) / t }')
+    if [[ -z "$best" ]] || awk -v a="$busy" -v b="$best" 'BEGIN { exit !(a < b) }'; then
+      best=$busy
+      mv "$output.try" "$output"
+      echo "$(wrk_figures "$output") $busy" >"$output.figures"
+    fi
+    awk -v a="$busy" -v max="$BUSY_LIMIT" 'BEGIN { exit !(a <= max) }' && break
+    echo "(other work used $busy cores meanwhile)"
+  done
 }
 
 # "requests/s requests failed" from wrk's report: failed are socket errors and non-2xx.
@@ -345,7 +371,8 @@ from pathlib import Path
 entries = [json.loads(line) for line in Path(sys.argv[1]).read_text().splitlines()]
 requests = [entry for entry in entries if entry["logger"] == "digit_canvas.requests"]
 assert requests and all(len(entry["request_id"]) == 32 for entry in requests)
-print(f"the last {len(entries)} lines of the app's log: JSON, {len(requests)} request lines")
+print(f"the last {len(entries)} lines of the app's log: JSON, {len(requests)} request lines;")
+print(json.dumps(requests[-1]))
 PY
 
 # ---- figures

@@ -152,9 +152,11 @@ def test_the_real_server_logs_json_from_start_to_stop(
     assert response.getheader("X-Request-ID") == "from-the-balancer-1"
     entries = read_json_lines(output)
     messages = [entry["message"] for entry in entries]
-    assert messages.count("Application startup complete.") == int(workers)
-    assert messages.count("Application shutdown complete.") == int(workers)
-    [request] = [entry for entry in entries if entry.get("request_id") == "from-the-balancer-1"]
+    assert messages.count("Application startup complete.") == int(workers), messages
+    assert messages.count("Application shutdown complete.") == int(workers), messages
+    tagged = [entry for entry in entries if entry.get("request_id") == "from-the-balancer-1"]
+    assert len(tagged) == 1, tagged
+    [request] = tagged
     assert request["status"] == 200
     assert request["path"] == "/api/predict"
     loggers = {entry["logger"] for entry in entries}
