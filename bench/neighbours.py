@@ -2,7 +2,8 @@
 
     python -m bench.neighbours SCRIPT_PID CONTAINER_ID...   # full ids: docker ps --no-trunc
 
-prints the CPU seconds the machine has been busy so far, less what belongs to the
+prints the CPU seconds the machine has been busy so far (the hypervisor's steal
+included), less what belongs to the
 measurement: the given Docker containers (their control groups count processes that have
 ended too), Docker's own daemons and proxies, and the children that the measuring script
 (SCRIPT_PID) has waited for, such as wrk. The difference of two readings, divided by the
@@ -29,10 +30,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:
-    """CPU time of all cores that was neither idle nor waiting, nor stolen by the host."""
+    """CPU time of all cores that was neither idle nor waiting: spent here, or taken by the
+    hypervisor for other machines (steal), which is work of others too."""
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    user, nice, system, _idle, _iowait, irq, softirq = (int(value) for value in fields[:7])
-    return (user + nice + system + irq + softirq) / TICKS
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
 
 
 def container_cpu_seconds(container_id: str) -> float:
