@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
 .PHONY: run test test-fast lint format train evaluate bench soak install install-train install-dev \
-	test-docker test-scale validate-k8s chromium wrk
+	test-docker test-scale validate-k8s chromium wrk postgresql
 
 # Three layers, each reinstalled only when its requirements file changes: serving (make run,
 # the Docker image), training (TensorFlow), and the tests on top.
@@ -37,12 +37,18 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install-dev chromium lint validate-k8s
+# The corrections' tests start a throwaway PostgreSQL server of their own (Debian's server
+# package, which brings the libpq that psycopg uses too).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+
+test: install-dev chromium postgresql lint validate-k8s
 	$(BIN)/python -m pytest
 
 # Everyday work: everything but the browser, training and evaluation tests (and Docker).
-test-fast: install-dev
-	$(BIN)/python -m pytest -m "not browser and not training"
+test-fast: install-dev postgresql
+	$(BIN)/python -m pytest -m "not browser and not training and not slow"
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -53,7 +59,7 @@ format: install-dev
 	$(BIN)/ruff format .
 
 # The served model (default preset) and the book's recipe beside it, each with its card
-# completed by the evaluation (raw and canvas-realistic accuracy).
+# completed by the evaluation (raw, canvas-realistic and style-set accuracy).
 train: install-train
 	$(BIN)/python -m app.train --data-dir $(MNIST_DIR)
 	$(BIN)/python -m app.train --preset seed --data-dir $(MNIST_DIR) \

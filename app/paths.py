@@ -8,3 +8,4 @@ DEFAULT_MODEL_PATH = MODELS_DIR / "mnist_dense.keras"
 SEED_MODEL_PATH = MODELS_DIR / "mnist_dense_seed.keras"
 STATIC_DIR = PROJECT_ROOT / "static"
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
+DATA_DIR = PROJECT_ROOT / "data"  # the default home of the corrections database

@@ -4,12 +4,14 @@ wrk on loopback.
     python -m bench.run            # or: make bench
 
 Starts each server for real (the committed model) on 127.0.0.1, drives POST /api/predict
-with a 280x280 canvas PNG of a real MNIST digit using wrk at several concurrencies, measures
-the start-up time, the memory of each server process after 300 predictions, and the
+with a 280x280 canvas PNG of a real MNIST digit using wrk at several concurrencies, times
+each route alone (predict, predict explained, a correction, reading a 4-digit number),
+measures the start-up time, the memory of each server process after 300 predictions, and the
 per-image cost of preprocessing and of the forward pass alone, and writes bench/results.md,
 the table the README quotes. Prints whether the targets hold and exits 1 if one does not.
 """
 
+import io
 import json
 import os
 import platform
@@ -29,12 +31,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from app.paths import DEFAULT_MODEL_PATH, PROJECT_ROOT
 from app.serving.model_file import load_classifier
-from app.serving.preprocessing import preprocess
+from app.serving.preprocessing import Limits, preprocess
+from app.serving.segmentation import read_digits
 from app.training.data import load_idx_directory
 from app.training.drawings import DrawingStyle, render_drawing
+from app.training.numbers import NumberStyle, write_number
 from bench.processes import cpu_seconds, resident_mb, server_processes
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -47,6 +52,16 @@ TARGET_SPEED_UP = 20.0
 TARGET_SCALING = 1.5
 TARGET_MEMORY_MB = 150.0
 MEMORY_PREDICTIONS = 300
+NUMBER_PAD = (1120, 400)  # the page's number mode (static/app.js)
+TARGET_READ_MS = 5.0
+TARGET_EXPLAIN_MS = 1.0
+TARGET_FEEDBACK_MS = 5.0
+ROUTE_TITLES = {
+    "predict": "`POST /api/predict`",
+    "predict_explained": "`POST /api/predict?explain=true`",
+    "feedback": "`POST /api/feedback` (a correction)",
+    "read": "`POST /api/read` (4-digit number)",
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,20 @@ class StartedServer:
     url: str
     pid: int
     start_seconds: float  # from the command to the first answer
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A POST that wrk repeats."""
+
+    path: str
+    body: bytes
+    content_type: str
+
+    @classmethod
+    def multipart(cls, path: str, png: bytes, **fields: str) -> "Upload":
+        body, boundary = multipart_body(png, **fields)
+        return cls(path, body, f"multipart/form-data; boundary={boundary}")
 
 
 @dataclass(frozen=True)
@@ -72,17 +101,39 @@ def canvas_png() -> tuple[bytes, int]:
     )
 
 
-def multipart_body(png: bytes) -> tuple[bytes, str]:
+def number_canvas_png() -> tuple[bytes, str]:
+    """The first "2", "0", "2", "6" of the MNIST test set written with a pen, digits 200
+    pixels high, on the page's 1120x400 number pad (transparent); and the number."""
+    data = load_idx_directory(MNIST_DIR)
+    number = "2026"
+    digits = np.stack([data.x_test[np.flatnonzero(data.y_test == int(d))[0]] for d in number])
+    style = NumberStyle(
+        digit_height=200, gaps=(0.4,) * 3, sizes=(1.0,) * 4, baselines=(0.0,) * 4, slant=0.0,
+        pen_width=2.5, ink="black", background="transparent",
+    )  # fmt: skip
+    written = Image.open(io.BytesIO(write_number(digits, style).image))
+    pad = Image.new("RGBA", NUMBER_PAD, (0, 0, 0, 0))
+    pad.paste(written, ((pad.width - written.width) // 2, (pad.height - written.height) // 2))
+    encoded = io.BytesIO()
+    pad.save(encoded, "PNG", compress_level=1)  # fast, as browsers encode canvases
+    return encoded.getvalue(), number
+
+
+def multipart_body(png: bytes, **fields: str) -> tuple[bytes, str]:
+    """A multipart/form-data body: the image as `file`, then any form fields."""
     boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="digit.png"\r\n'
-            f"Content-Type: image/png\r\n\r\n"
-        ).encode()
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="digit.png"\r\n'
+        f"Content-Type: image/png\r\n\r\n".encode()
         + png
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, boundary
+        + b"\r\n",
+        *(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            f"{value}\r\n".encode()
+            for name, value in fields.items()
+        ),
+    ]
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), boundary
 
 
 def free_port() -> int:
@@ -143,12 +194,10 @@ def wait_until_idle(pid: int, timeout: float = 120.0) -> None:
         before = now
 
 
-def post_once(url: str, body: bytes, boundary: str) -> dict:
-    """One prediction, as a client sends it."""
+def post_once(url: str, upload: Upload) -> dict:
+    """One request, as a client sends it."""
     request = urllib.request.Request(
-        f"{url}/api/predict",
-        data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        f"{url}{upload.path}", data=upload.body, headers={"Content-Type": upload.content_type}
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
@@ -161,7 +210,7 @@ def milliseconds(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def run_wrk(url: str, concurrency: int, seconds: int, body_env: dict[str, str]) -> LoadResult:
+def run_wrk(url: str, upload: Upload, concurrency: int, seconds: int) -> LoadResult:
     """wrk with one thread (the other core is the server's), latency percentiles on."""
     command = [
         "wrk",
@@ -170,12 +219,16 @@ def run_wrk(url: str, concurrency: int, seconds: int, body_env: dict[str, str]) 
         "--duration", f"{seconds}s",
         "--timeout", "10s",
         "--latency",
-        "--script", str(BENCH_DIR / "predict.lua"),
-        f"{url}/api/predict",
+        "--script", str(BENCH_DIR / "post.lua"),
+        f"{url}{upload.path}",
     ]  # fmt: skip
-    output = subprocess.run(
-        command, capture_output=True, text=True, check=True, env={**os.environ, **body_env}
-    ).stdout
+    with tempfile.NamedTemporaryFile(suffix=".body") as body:
+        body.write(upload.body)
+        body.flush()
+        environment = {"BENCH_BODY": body.name, "BENCH_CONTENT_TYPE": upload.content_type}
+        output = subprocess.run(
+            command, capture_output=True, text=True, check=True, env={**os.environ, **environment}
+        ).stdout
     return parse_wrk_output(output)
 
 
@@ -198,15 +251,29 @@ def parse_wrk_output(output: str) -> LoadResult:
     )
 
 
-def load_test(
-    url: str, concurrencies: tuple[int, ...], body_env: dict[str, str]
-) -> dict[int, LoadResult]:
-    run_wrk(url, 8, WARM_UP_SECONDS, body_env)
-    return {c: run_wrk(url, c, DURATION_SECONDS, body_env) for c in concurrencies}
+def load_test(url: str, concurrencies: tuple[int, ...], upload: Upload) -> dict[int, LoadResult]:
+    run_wrk(url, upload, 8, WARM_UP_SECONDS)
+    return {c: run_wrk(url, upload, c, DURATION_SECONDS) for c in concurrencies}
 
 
-def per_image_costs(png: bytes) -> dict[str, float]:
-    """Milliseconds per image: our preprocessing, our forward pass, Keras' model.predict."""
+def request_times(url: str, uploads: dict[str, Upload]) -> dict[str, LoadResult]:
+    """Each request alone, one after another (concurrency 1): its mean time is the server's
+    time for it plus loopback and wrk's own, an upper bound of the server time."""
+    results = {}
+    for name, upload in uploads.items():
+        run_wrk(url, upload, 1, WARM_UP_SECONDS)
+        results[name] = run_wrk(url, upload, 1, DURATION_SECONDS)
+    return results
+
+
+def milliseconds_each(result: LoadResult) -> float:
+    """Mean time per request at concurrency 1."""
+    return 1000 / result.requests_per_second
+
+
+def per_image_costs(png: bytes, number_png: bytes) -> dict[str, float]:
+    """Milliseconds per image: our preprocessing, our forward pass, Keras' model.predict,
+    and reading a number's digits (segmentation and preprocessing of each)."""
     import keras  # noqa: PLC0415 - only here, after the servers have run
 
     def mean_ms(function: object, repeat: int) -> float:
@@ -223,6 +290,7 @@ def per_image_costs(png: bytes) -> dict[str, float]:
         "preprocess": mean_ms(lambda: preprocess(png), 500),
         "forward_numpy": mean_ms(lambda: classifier.predict(model_input), 5000),
         "forward_keras_predict": mean_ms(lambda: model.predict(model_input, verbose=0), 50),
+        "read_number": mean_ms(lambda: read_digits(number_png, Limits()), 200),
     }
 
 
@@ -248,16 +316,20 @@ def report(
     naive: dict[int, LoadResult],
     two_workers: dict[int, LoadResult],
     floor: dict[int, LoadResult],
+    route_times: dict[str, LoadResult],
     memory_mb: dict[str, list[float]],
     start_seconds: dict[str, float],
     costs: dict[str, float],
-    answers: dict[str, int],
+    answers: dict[str, int | str],
     label: int,
+    number: str,
 ) -> tuple[str, list[tuple[str, bool]]]:
     speed_up = ours[8].requests_per_second / naive[8].requests_per_second
     scaling = two_workers[8].requests_per_second / ours[8].requests_per_second
     floor_share = ours[8].requests_per_second / floor[8].requests_per_second
     largest_mb = max(max(sizes) for sizes in memory_mb.values())
+    each = {name: milliseconds_each(result) for name, result in route_times.items()}
+    explain_ms = each["predict_explained"] - each["predict"]
     targets = [
         (
             f"1 worker, concurrency 8: {speed_up:.1f}x the naive baseline (target >= "
@@ -277,6 +349,25 @@ def report(
             f"server process (target <= {TARGET_MEMORY_MB:.0f} MB)",
             largest_mb <= TARGET_MEMORY_MB,
         ),
+        (
+            f"POST /api/read of a 4-digit canvas PNG: {each['read']:.2f} ms per request "
+            f"(target < {TARGET_READ_MS:.0f} ms)",
+            each["read"] < TARGET_READ_MS,
+        ),
+        (
+            f"?explain=true adds {explain_ms:.2f} ms per request (target < "
+            f"{TARGET_EXPLAIN_MS:.0f} ms)",
+            explain_ms < TARGET_EXPLAIN_MS,
+        ),
+        (
+            f"POST /api/feedback on SQLite: {each['feedback']:.2f} ms per request (target < "
+            f"{TARGET_FEEDBACK_MS:.0f} ms)",
+            each["feedback"] < TARGET_FEEDBACK_MS,
+        ),
+        (
+            f"errors of the routes alone: {sum(r.errors for r in route_times.values())} (target 0)",
+            all(result.errors == 0 for result in route_times.values()),
+        ),
     ]
     lines = [
         "# Serving benchmark",
@@ -294,6 +385,17 @@ def report(
         *(row("framework floor, 1 worker", c, r) for c, r in floor.items()),
         *(row("naive baseline, 1 worker", c, r) for c, r in naive.items()),
         "",
+        "Each route alone, 1 worker, one request after another (the time per request is the",
+        "server's plus loopback and wrk's own); corrections in a fresh SQLite file:",
+        "",
+        "| Request | Requests/s | Mean ms | p50 ms | p99 ms | Errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *(
+            f"| {ROUTE_TITLES[name]} | {result.requests_per_second:,.0f} | {each[name]:.2f} | "
+            f"{result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.errors} |"
+            for name, result in route_times.items()
+        ),
+        "",
         f"- Share of the framework floor, 1 worker: {floor_share:.0%} at concurrency 8 "
         f"({ours[8].requests_per_second:,.0f} of {floor[8].requests_per_second:,.0f} requests/s); "
         "the rest is preprocessing and the network.",
@@ -305,7 +407,8 @@ def report(
         f"- Per image, in one process: preprocessing {costs['preprocess']:.2f} ms, forward "
         f"pass {costs['forward_numpy'] * 1000:.0f} us in NumPy against "
         f"{costs['forward_keras_predict']:.1f} ms for Keras' `model.predict` "
-        f"({costs['forward_keras_predict'] / costs['forward_numpy']:.0f}x).",
+        f"({costs['forward_keras_predict'] / costs['forward_numpy']:.0f}x); reading the "
+        f"4-digit number's digits {costs['read_number']:.2f} ms.",
         f"- Memory after {MEMORY_PREDICTIONS} predictions (resident, per server process): "
         + "; ".join(
             f"{name} " + ", ".join(f"{size:.0f} MB" for size in sizes)
@@ -316,7 +419,8 @@ def report(
         + "; ".join(f"{name} {seconds:.2f} s" for name, seconds in start_seconds.items())
         + ".",
         f"- The answer for this drawing of a {label}: ours {answers['ours']}, naive "
-        f"{answers['naive']} (it flattens the transparent canvas to black).",
+        f"{answers['naive']} (it flattens the transparent canvas to black); the number "
+        f"{number} read as {answers['read']}.",
         "",
         "Targets:",
         "",
@@ -331,60 +435,75 @@ def main() -> int:
         print("error: wrk not found; `make bench` installs Debian's wrk", file=sys.stderr)
         return 2
     png, label = canvas_png()
-    body, boundary = multipart_body(png)
-    with tempfile.NamedTemporaryFile(suffix=".multipart") as body_file:
-        body_file.write(body)
-        body_file.flush()
-        body_env = {"BENCH_BODY": body_file.name, "BENCH_BOUNDARY": boundary}
-        quiet = {"LOG_LEVEL": "warning"}
-        ours_command = [sys.executable, "-m", "app.serve"]
-        naive_command = [
-            *(sys.executable, "-m", "uvicorn", "bench.naive_server:app"),
-            *("--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"),
-        ]
-        floor_command = [
-            *(sys.executable, "-m", "uvicorn", "bench.floor_server:app", "--loop", "asyncio"),
-            *("--http", "httptools", "--host", "127.0.0.1", "--port", "{port}"),
-            *("--log-level", "warning"),
-        ]
-        answers, memory_mb, start_seconds = {}, {}, {}
+    number_png, number = number_canvas_png()
+    predict = Upload.multipart("/api/predict", png)
+    routes = {
+        "predict": predict,
+        "predict_explained": Upload.multipart("/api/predict?explain=true", png),
+        "feedback": Upload.multipart("/api/feedback", png, label=str(label)),
+        "read": Upload.multipart("/api/read", number_png),
+    }
+    quiet = {"LOG_LEVEL": "warning"}
+    ours_command = [sys.executable, "-m", "app.serve"]
+    naive_command = [
+        *(sys.executable, "-m", "uvicorn", "bench.naive_server:app"),
+        *("--host", "127.0.0.1", "--port", "{port}", "--log-level", "warning"),
+    ]
+    floor_command = [
+        *(sys.executable, "-m", "uvicorn", "bench.floor_server:app", "--loop", "asyncio"),
+        *("--http", "httptools", "--host", "127.0.0.1", "--port", "{port}"),
+        *("--log-level", "warning"),
+    ]
+    answers, memory_mb, start_seconds = {}, {}, {}
 
-        def predicts(url: str) -> None:
-            answers.setdefault(url, post_once(url, body, boundary)["digit"])
+    def predicts(url: str) -> None:
+        answers.setdefault(url, post_once(url, predict)["digit"])
 
-        with running_server(ours_command, {**quiet, "WORKERS": "1"}, predicts) as server:
+    with tempfile.TemporaryDirectory() as data_dir:
+        # Corrections go to a throwaway SQLite file, as many as the bench sends.
+        ours_env = {
+            **quiet,
+            "DATABASE_URL": f"sqlite:///{data_dir}/corrections.db",
+            "CORRECTIONS_PER_MINUTE": "1000000",
+        }
+        with running_server(ours_command, {**ours_env, "WORKERS": "1"}, predicts) as server:
             answers["ours"] = answers.pop(server.url)
+            answers["read"] = post_once(server.url, routes["read"])["number"]
             start_seconds["Digit Canvas"] = server.start_seconds
             for _ in range(MEMORY_PREDICTIONS):
-                post_once(server.url, body, boundary)
+                post_once(server.url, predict)
             memory_mb["1 worker"] = worker_memory_mb(server.pid)
             print("Digit Canvas, 1 worker ...", flush=True)
-            ours = load_test(server.url, CONCURRENCIES, body_env)
-        with running_server(ours_command, {**quiet, "WORKERS": "2"}, predicts) as server:
+            ours = load_test(server.url, CONCURRENCIES, predict)
+            print("Digit Canvas, each route alone ...", flush=True)
+            route_times = request_times(server.url, routes)
+        with running_server(ours_command, {**ours_env, "WORKERS": "2"}, predicts) as server:
             for _ in range(MEMORY_PREDICTIONS):
-                post_once(server.url, body, boundary)
+                post_once(server.url, predict)
             memory_mb["2 workers"] = worker_memory_mb(server.pid)
             print("Digit Canvas, 2 workers ...", flush=True)
-            two_workers = load_test(server.url, (8, 64), body_env)
-        with running_server(floor_command, quiet, predicts) as server:
-            print("framework floor ...", flush=True)
-            floor = load_test(server.url, (8,), body_env)
-        with running_server(naive_command, quiet, predicts) as server:
-            answers["naive"] = answers.pop(server.url)
-            start_seconds["naive baseline (Keras)"] = server.start_seconds
-            print("naive baseline ...", flush=True)
-            naive = load_test(server.url, CONCURRENCIES, body_env)
-    costs = per_image_costs(png)
+            two_workers = load_test(server.url, (8, 64), predict)
+    with running_server(floor_command, quiet, predicts) as server:
+        print("framework floor ...", flush=True)
+        floor = load_test(server.url, (8,), predict)
+    with running_server(naive_command, quiet, predicts) as server:
+        answers["naive"] = answers.pop(server.url)
+        start_seconds["naive baseline (Keras)"] = server.start_seconds
+        print("naive baseline ...", flush=True)
+        naive = load_test(server.url, CONCURRENCIES, predict)
+    costs = per_image_costs(png, number_png)
     text, targets = report(
         ours=ours,
         naive=naive,
         two_workers=two_workers,
         floor=floor,
+        route_times=route_times,
         memory_mb=memory_mb,
         start_seconds=start_seconds,
         costs=costs,
         answers=answers,
         label=label,
+        number=number,
     )
     RESULTS.write_text(text)
     print(text)

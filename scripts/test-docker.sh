@@ -41,7 +41,8 @@ cleanup() {
       echo "-- last lines of the container's log:" >&2
       docker logs --tail 40 "$container" >&2 || true
     fi
-    docker rm --force "$container" >/dev/null 2>&1 || true
+    # --volumes: the anonymous volume of /app/data goes with it.
+    docker rm --force --volumes "$container" >/dev/null 2>&1 || true
   fi
   if [[ $built -eq 1 && "${KEEP_IMAGE:-0}" != 1 ]]; then
     # Also removes the intermediate images of each stage (they have no other tag).
@@ -135,6 +136,17 @@ echo
 predicted=$("$VENV_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["digit"])' "$response")
 [[ "$predicted" == "$label" ]] || fail "predicted $predicted, the label is $label"
 echo "predicted $predicted, the label is $label: OK"
+# A correction is kept in the image's data volume, writable by the server's user.
+feedback_status=$(curl --silent --output /dev/null --write-out '%{http_code}' --max-time 30 \
+  -F "file=@$workdir/digit.png;type=image/png" -F "label=$label" "$url/api/feedback")
+[[ "$feedback_status" == 201 ]] || fail "POST /api/feedback answered $feedback_status"
+echo "a correction was kept: OK"
+# Operators export them from the running container, as MNIST files.
+exported=$(docker exec "$container" python -m app.feedback export --out /tmp/corrections) ||
+  fail "python -m app.feedback export failed in the container"
+[[ "$exported" == "1 training and 0 test corrections written to /tmp/corrections" ]] ||
+  fail "the export said: $exported"
+echo "exported from the container: OK"
 curl --silent --fail --max-time 5 "$url/readyz" >/dev/null || fail "GET /readyz failed"
 curl --silent --fail --max-time 5 "$url/api/model" >/dev/null || fail "GET /api/model failed"
 # The drawing page and its assets: templates/ and static/ are in the image.

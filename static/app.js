@@ -1,14 +1,34 @@
-// Digit Canvas: draw on the pad, and the REST API says which digit it is.
+// Digit Canvas: draw on the pad, and the REST API says which digit it is, or which number.
 "use strict";
 
 (() => {
-  const PREDICT_URL = "/api/predict?include_input=true";
+  // One digit on a square pad, or a number across a wide one.
+  const MODES = {
+    digit: {
+      url: "/api/predict?include_input=true",
+      width: 560,
+      height: 560,
+      hint: "Draw a digit here, or drop an image",
+    },
+    number: {
+      url: "/api/read?include_input=true",
+      width: 1120,
+      height: 400,
+      hint: "Write a number here, or drop an image",
+    },
+  };
   const DRAWING_INTERVAL_MS = 150; // while a stroke goes on: often, not at every pointer move
   const BRUSH_STORAGE_KEY = "digit-canvas.brush";
+  const MODE_STORAGE_KEY = "digit-canvas.mode";
 
+  const layout = document.getElementById("layout");
   const pad = document.getElementById("pad");
   const padArea = document.getElementById("pad-area");
+  const padHint = document.getElementById("pad-hint");
   const context = pad.getContext("2d");
+  const boxes = document.getElementById("boxes");
+  const boxesContext = boxes.getContext("2d");
+  const modeButtons = Array.from(document.querySelectorAll("[data-mode]"));
   const undoButton = document.getElementById("undo");
   const clearButton = document.getElementById("clear");
   const uploadInput = document.getElementById("upload");
@@ -16,19 +36,41 @@
   const brushValue = document.getElementById("brush-value");
   const digitView = document.getElementById("digit");
   const confidenceView = document.getElementById("confidence");
+  const numberDigits = document.getElementById("number-digits");
   const statusView = document.getElementById("status");
   const bars = Array.from(document.querySelectorAll("#chart .bar"));
   const modelInput = document.getElementById("model-input").getContext("2d");
+  const feedback = document.getElementById("feedback");
+  const feedbackCount = document.getElementById("feedback-count");
+  const feedbackButtons = Array.from(feedback.querySelectorAll("button"));
+  const inside = document.getElementById("inside");
+  const compareSeed = document.getElementById("compare-seed");
+  const insideModels = document.getElementById("inside-models");
+  const insideStatus = document.getElementById("inside-status");
+  const explainedTemplate = document.getElementById("explained-template");
 
   const state = {
+    mode: "digit",
     strokes: [], // {width, points: [{x, y}]}, in canvas pixels
     activeStroke: null,
     activePointer: null,
-    upload: null, // {file, bitmap}: an image chosen or dropped instead of drawing
-    pending: null, // AbortController of the request in flight
-    requestNumber: 0,
-    debounceTimer: 0,
+    pointerType: null, // what drew last: a coarse hint stored with a correction
+    upload: null, // {file, bitmap, placement}: an image chosen or dropped instead of drawing
+    // Requests: at most one in flight. A change meanwhile is sent when it returns, so that
+    // live results keep coming over a slow network instead of each being cancelled.
+    inFlight: false,
+    again: false, // the drawing changed while a request was in flight
+    announceAgain: false,
+    // Bumped when earlier answers no longer apply (cleared, another mode, another upload).
+    epoch: 0,
+    throttle: 0,
     renderQueued: false,
+    // Inside the network: the input shown, explained with its own requests when open.
+    explained: { input: null, inFlight: false, again: false, runnerUp: {} },
+    answered: null, // the digit the page shows as its answer
+    reading: null, // the last number read: {digits: [...]}
+    selected: 0,
+    chosen: false, // whether the user chose the digit shown; if not, the last one is
   };
 
   // ---- drawing -----------------------------------------------------------------------------
@@ -63,18 +105,21 @@
     context.stroke();
   }
 
-  function drawUpload(bitmap) {
+  function drawUpload(upload) {
+    const { bitmap } = upload;
     const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
-    const width = bitmap.width * scale;
-    const height = bitmap.height * scale;
-    context.drawImage(bitmap, (pad.width - width) / 2, (pad.height - height) / 2, width, height);
+    const x = (pad.width - bitmap.width * scale) / 2;
+    const y = (pad.height - bitmap.height * scale) / 2;
+    // Where the image lies on the pad: the boxes of a number read from it are in its pixels.
+    upload.placement = { scale, x, y };
+    context.drawImage(bitmap, x, y, bitmap.width * scale, bitmap.height * scale);
   }
 
   function render() {
     state.renderQueued = false;
     context.clearRect(0, 0, pad.width, pad.height);
     if (state.upload && state.upload.bitmap) {
-      drawUpload(state.upload.bitmap);
+      drawUpload(state.upload);
     }
     const colour = inkColour();
     context.strokeStyle = colour;
@@ -109,6 +154,7 @@
     event.preventDefault();
     pad.setPointerCapture(event.pointerId);
     state.activePointer = event.pointerId;
+    state.pointerType = event.pointerType || null;
     state.activeStroke = { width: Number(brushInput.value), points: [canvasPoint(event)] };
     state.strokes.push(state.activeStroke);
     queueRender();
@@ -132,26 +178,43 @@
     if (event.pointerId !== state.activePointer) {
       return;
     }
-    state.activePointer = null;
-    state.activeStroke = null;
+    releaseStroke();
     queueRender();
     predictNow();
   }
 
+  function releaseStroke() {
+    if (state.activePointer !== null && pad.hasPointerCapture(state.activePointer)) {
+      pad.releasePointerCapture(state.activePointer);
+    }
+    state.activePointer = null;
+    state.activeStroke = null;
+  }
+
   function undo() {
-    if (state.strokes.length > 0) {
+    if (state.activeStroke) {
+      // Undo in the middle of a stroke takes that stroke back, and the pointer with it.
+      state.strokes.pop();
+      releaseStroke();
+    } else if (state.strokes.length > 0) {
       state.strokes.pop();
     } else {
-      state.upload = null;
+      removeUpload();
     }
     afterEdit();
   }
 
   function clearAll() {
+    releaseStroke();
     state.strokes = [];
-    state.upload = null;
-    uploadInput.value = "";
+    removeUpload();
     afterEdit();
+  }
+
+  function removeUpload() {
+    state.upload = null;
+    // Otherwise choosing the same file again would not count as a change.
+    uploadInput.value = "";
   }
 
   function afterEdit() {
@@ -159,9 +222,40 @@
     if (hasContent()) {
       predictNow();
     } else {
-      cancelPrediction();
+      forgetAnswers();
       showEmpty("");
     }
+  }
+
+  // ---- modes -------------------------------------------------------------------------------
+
+  function setMode(mode, { announce = true } = {}) {
+    const settings = MODES[mode];
+    state.mode = mode;
+    releaseStroke();
+    state.strokes = [];
+    removeUpload();
+    forgetAnswers();
+    pad.width = boxes.width = settings.width;
+    pad.height = boxes.height = settings.height;
+    padHint.textContent = settings.hint;
+    layout.classList.toggle("number-mode", mode === "number");
+    modeButtons.forEach((button) => {
+      button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+    });
+    try {
+      localStorage.setItem(MODE_STORAGE_KEY, mode);
+    } catch {
+      // No storage: the mode is not remembered.
+    }
+    render();
+    showEmpty(
+      announce
+        ? mode === "number"
+          ? "Number mode: write the digits side by side."
+          : "Digit mode: draw one digit."
+        : "",
+    );
   }
 
   // ---- uploads -----------------------------------------------------------------------------
@@ -180,33 +274,36 @@
     } catch {
       // The browser cannot show it; the server may still read it, and says so if not.
     }
+    releaseStroke();
     state.strokes = [];
-    state.upload = { file, bitmap };
+    state.upload = { file, bitmap, placement: null };
+    forgetAnswers();
     afterEdit();
   }
 
   // ---- prediction --------------------------------------------------------------------------
 
-  function cancelPrediction() {
-    clearTimeout(state.debounceTimer);
-    state.debounceTimer = 0;
-    state.requestNumber += 1; // any answer still on its way is now stale
-    if (state.pending) {
-      state.pending.abort();
-      state.pending = null;
-    }
+  function forgetAnswers() {
+    clearTimeout(state.throttle);
+    state.throttle = 0;
+    state.epoch += 1; // any answer still on its way is now about something else
+    state.again = false;
+    state.announceAgain = false;
   }
 
   function predictSoon() {
     // At most one prediction per interval while drawing, quiet for screen readers.
-    if (!state.debounceTimer) {
-      state.debounceTimer = setTimeout(() => predict(false), DRAWING_INTERVAL_MS);
+    if (!state.throttle) {
+      state.throttle = setTimeout(() => {
+        state.throttle = 0;
+        predict(false);
+      }, DRAWING_INTERVAL_MS);
     }
   }
 
   function predictNow() {
-    clearTimeout(state.debounceTimer);
-    state.debounceTimer = 0;
+    clearTimeout(state.throttle);
+    state.throttle = 0;
     predict(true);
   }
 
@@ -226,37 +323,56 @@
     if (!hasContent()) {
       return;
     }
-    cancelPrediction();
-    const requestNumber = state.requestNumber;
-    const controller = new AbortController();
-    state.pending = controller;
+    if (state.inFlight) {
+      state.again = true;
+      state.announceAgain = state.announceAgain || announce;
+      return;
+    }
+    state.inFlight = true;
+    const epoch = state.epoch;
+    const mode = state.mode;
+    const fromUpload = state.upload !== null && state.strokes.length === 0;
     try {
       const blob = await drawingBlob();
-      const response = await fetch(PREDICT_URL, {
+      const response = await fetch(MODES[mode].url, {
         method: "POST",
         headers: { "Content-Type": blob.type || "application/octet-stream" },
         body: blob,
-        signal: controller.signal,
       });
       const body = await response.json().catch(() => ({}));
-      if (requestNumber !== state.requestNumber) {
-        return; // the drawing changed meanwhile; a newer answer is coming
+      if (epoch === state.epoch) {
+        showAnswer(response, body, { announce, mode, fromUpload });
       }
-      if (response.ok) {
-        showPrediction(body, announce);
-      } else if (response.status === 422) {
-        showEmpty(body.detail ? `Nothing to recognise yet: ${body.detail}.` : "Draw a digit.");
-      } else {
-        showError(body.detail || `The server answered ${response.status}.`);
-      }
-    } catch (error) {
-      if (error.name !== "AbortError" && requestNumber === state.requestNumber) {
+    } catch {
+      if (epoch === state.epoch) {
         showError("Cannot reach the server. Check the connection; your drawing is kept.");
       }
     } finally {
-      if (state.pending === controller) {
-        state.pending = null;
+      state.inFlight = false;
+      if (state.again && hasContent()) {
+        // The drawing changed meanwhile: now its latest state.
+        const again = state.announceAgain;
+        state.again = false;
+        state.announceAgain = false;
+        predict(again);
       }
+    }
+  }
+
+  function showAnswer(response, body, { announce, mode, fromUpload }) {
+    if (response.ok) {
+      if (mode === "number") {
+        showReading(body, announce, fromUpload);
+      } else {
+        showPrediction(body, announce);
+      }
+    } else if (response.status === 422) {
+      showEmpty(body.detail ? `Nothing to recognise yet: ${body.detail}.` : "Draw a digit.");
+    } else if (response.status === 503 && response.headers.get("Retry-After")) {
+      showError(`The server is busy: ${body.detail || "try again in a moment"}.`);
+    } else {
+      const detail = body.detail || response.statusText || "no detail";
+      showError(`The server could not read it (${response.status}): ${detail}.`);
     }
   }
 
@@ -274,7 +390,7 @@
     statusView.classList.toggle("error", Boolean(isError));
   }
 
-  function showPrediction(result, announce) {
+  function showChart(result) {
     result.probabilities.forEach((probability, digit) => {
       const bar = bars[digit];
       bar.querySelector(".bar-fill").style.setProperty("--p", probability.toFixed(4));
@@ -282,17 +398,150 @@
       bar.classList.toggle("top", digit === result.digit);
       bar.setAttribute("aria-label", `${digit}: ${percent(probability)}`);
     });
-    digitView.textContent = String(result.digit);
-    confidenceView.innerHTML = "";
-    const strong = document.createElement("strong");
-    strong.textContent = percent(result.confidence);
-    confidenceView.append(strong, ` sure it is a ${result.digit}`);
-    if (announce) {
-      setStatus(`Prediction: ${result.digit}, ${percent(result.confidence)} confident.`, false);
-    }
     if (result.input) {
       showModelInput(result.input);
+      explain(result.input);
     }
+  }
+
+  function runnerUpIfClose(result) {
+    // The runner-up when it has at least a third of the answer's (calibrated) probability.
+    const ranked = result.probabilities
+      .map((probability, digit) => ({ probability, digit }))
+      .sort((one, other) => other.probability - one.probability);
+    return ranked[1].probability >= ranked[0].probability / 3 ? ranked[1].digit : null;
+  }
+
+  function setConfidence(lead, rest) {
+    confidenceView.innerHTML = "";
+    const strong = document.createElement("strong");
+    strong.textContent = lead;
+    confidenceView.append(strong, rest);
+  }
+
+  function showPrediction(result, announce) {
+    state.reading = null;
+    numberDigits.hidden = true;
+    clearBoxes();
+    showChart(result);
+    digitView.textContent = String(result.digit);
+    digitView.classList.remove("number");
+    const doubt = runnerUpIfClose(result);
+    if (doubt === null) {
+      setConfidence(percent(result.confidence), ` sure it is a ${result.digit}`);
+    } else {
+      // The moments when a correction helps most: say so, and which it hesitates between.
+      setConfidence(
+        `A ${result.digit} or a ${doubt}?`,
+        ` ${percent(result.confidence)} against ${percent(result.probabilities[doubt])}`,
+      );
+    }
+    state.answered = result.digit;
+    feedback.hidden = false;
+    if (result.digits_found) {
+      setStatus(
+        `This looks like ${result.digits_found} digits. Choose “A number” to read each of them.`,
+        false,
+      );
+    } else if (announce) {
+      setStatus(
+        doubt === null
+          ? `Prediction: ${result.digit}, ${percent(result.confidence)} confident.`
+          : `Prediction: ${result.digit}, ${percent(result.confidence)}, or perhaps a ${doubt}.`,
+        false,
+      );
+    }
+  }
+
+  function showReading(reading, announce, fromUpload) {
+    state.reading = { ...reading, fromUpload };
+    // The digit being written, unless the user chose one that is still there.
+    if (!state.chosen || state.selected >= reading.digits.length) {
+      state.chosen = false;
+      state.selected = reading.digits.length - 1;
+    }
+    digitView.textContent = reading.number;
+    digitView.classList.add("number");
+    const least = Math.min(...reading.digits.map((digit) => digit.confidence));
+    const count = reading.digits.length;
+    setConfidence(
+      `${count} digit${count === 1 ? "" : "s"}`,
+      count === 1 ? `, ${percent(least)} sure` : `, the least sure at ${percent(least)}`,
+    );
+    numberDigits.replaceChildren(
+      ...reading.digits.map((digit, index) => {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "number-digit";
+        button.textContent = String(digit.digit);
+        button.dataset.index = String(index);
+        button.setAttribute(
+          "aria-label",
+          `Digit ${index + 1} of ${count}: ${digit.digit}, ${percent(digit.confidence)} sure`,
+        );
+        return button;
+      }),
+    );
+    numberDigits.hidden = false;
+    feedback.hidden = false;
+    selectDigit(state.selected, false);
+    if (announce) {
+      setStatus(`Read: ${reading.number}.`, false);
+    }
+  }
+
+  function selectDigit(index, focus) {
+    const digits = state.reading.digits;
+    state.selected = Math.max(0, Math.min(index, digits.length - 1));
+    Array.from(numberDigits.children).forEach((button, position) => {
+      const chosen = position === state.selected;
+      button.setAttribute("aria-pressed", String(chosen));
+      button.tabIndex = chosen ? 0 : -1; // one tab stop; arrow keys move within
+      if (chosen && focus) {
+        button.focus();
+      }
+    });
+    showChart(digits[state.selected]);
+    state.answered = digits[state.selected].digit;
+    drawBoxes();
+  }
+
+  function boxOnPad(box) {
+    // Boxes are in the pixels of the image sent: the pad itself, or an upload placed on it.
+    const placement = state.reading.fromUpload && state.upload ? state.upload.placement : null;
+    const [x, y, width, height] = box;
+    if (!placement) {
+      return { x, y, width, height };
+    }
+    const { scale } = placement;
+    return {
+      x: placement.x + x * scale,
+      y: placement.y + y * scale,
+      width: width * scale,
+      height: height * scale,
+    };
+  }
+
+  function clearBoxes() {
+    boxesContext.clearRect(0, 0, boxes.width, boxes.height);
+  }
+
+  function drawBoxes() {
+    clearBoxes();
+    const styles = getComputedStyle(document.documentElement);
+    const accent = styles.getPropertyValue("--bar-top").trim();
+    const muted = styles.getPropertyValue("--muted").trim();
+    boxesContext.font = "600 26px system-ui, sans-serif";
+    state.reading.digits.forEach((digit, index) => {
+      const chosen = index === state.selected;
+      const { x, y, width, height } = boxOnPad(digit.box);
+      boxesContext.strokeStyle = chosen ? accent : muted;
+      boxesContext.fillStyle = chosen ? accent : muted;
+      boxesContext.lineWidth = chosen ? 5 : 2;
+      boxesContext.setLineDash(chosen ? [] : [10, 8]);
+      boxesContext.strokeRect(x - 8, y - 8, width + 16, height + 16);
+      boxesContext.fillText(String(digit.digit), x - 6, Math.max(26, y - 14));
+    });
   }
 
   function showModelInput(rows) {
@@ -305,6 +554,9 @@
   }
 
   function resetResults() {
+    state.reading = null;
+    state.selected = 0;
+    state.chosen = false;
     bars.forEach((bar) => {
       bar.querySelector(".bar-fill").style.setProperty("--p", "0");
       bar.querySelector(".bar-value").textContent = "–";
@@ -312,9 +564,19 @@
       bar.removeAttribute("aria-label");
     });
     digitView.textContent = "?";
-    confidenceView.textContent = "Draw to see a prediction";
+    digitView.classList.remove("number");
+    confidenceView.textContent =
+      state.mode === "number" ? "Write to read a number" : "Draw to see a prediction";
+    numberDigits.hidden = true;
+    numberDigits.replaceChildren();
+    feedback.hidden = true;
+    state.answered = null;
+    clearBoxes();
     modelInput.fillStyle = "#000";
     modelInput.fillRect(0, 0, 28, 28);
+    state.explained.input = null;
+    insideModels.replaceChildren();
+    insideStatus.textContent = inside.open ? "Draw to look inside the network." : "";
   }
 
   function showEmpty(message) {
@@ -325,6 +587,311 @@
   function showError(message) {
     setStatus(message, true);
   }
+
+
+
+  // ---- corrections -------------------------------------------------------------------------
+
+  function correctionImage() {
+    // What the answer was about: the drawing or upload as sent, or in number mode the chosen
+    // digit's box cut out of the pad.
+    if (!state.reading) {
+      return drawingBlob();
+    }
+    const { x, y, width, height } = boxOnPad(state.reading.digits[state.selected].box);
+    const margin = 0.15 * Math.max(width, height);
+    const cut = document.createElement("canvas");
+    cut.width = Math.round(width + 2 * margin);
+    cut.height = Math.round(height + 2 * margin);
+    cut.getContext("2d").drawImage(pad, x - margin, y - margin, cut.width, cut.height, 0, 0,
+      cut.width, cut.height);
+    return new Promise((resolve) => cut.toBlob(resolve, "image/png"));
+  }
+
+  async function sendCorrection(label) {
+    const epoch = state.epoch;
+    const answered = state.answered;
+    feedbackButtons.forEach((button) => {
+      button.disabled = true;
+    });
+    try {
+      const form = new FormData();
+      form.append("file", await correctionImage(), "drawing.png");
+      form.append("label", String(label));
+      if (answered !== null) {
+        form.append("predicted", String(answered));
+      }
+      if (state.pointerType) {
+        form.append("pointer_type", state.pointerType);
+      }
+      form.append("canvas_width", String(pad.width));
+      form.append("canvas_height", String(pad.height));
+      const response = await fetch("/api/feedback", { method: "POST", body: form });
+      const body = await response.json().catch(() => ({}));
+      if (response.ok) {
+        setStatus(
+          label === answered
+            ? `Thank you: kept as right (correction ${body.id}).`
+            : `Thank you: kept as a ${label} (correction ${body.id}).`,
+          false,
+        );
+        showCorrectionCount();
+      } else {
+        showError(`The correction was not kept (${response.status}): ${body.detail || response.statusText}.`);
+      }
+    } catch {
+      showError("Cannot reach the server: the correction was not kept.");
+    } finally {
+      if (epoch === state.epoch) {
+        feedbackButtons.forEach((button) => {
+          button.disabled = false;
+        });
+      }
+    }
+  }
+
+  async function showCorrectionCount() {
+    try {
+      const response = await fetch("/api/feedback/stats");
+      if (response.ok) {
+        const stats = await response.json();
+        feedbackCount.textContent = `${stats.total.toLocaleString("en")} correction${stats.total === 1 ? "" : "s"} collected so far.`;
+      }
+    } catch {
+      // The count is a courtesy: without it, corrections still work.
+    }
+  }
+
+  document.getElementById("feedback-right").addEventListener("click", () => {
+    if (state.answered !== null) {
+      sendCorrection(state.answered);
+    }
+  });
+  feedback.querySelectorAll("[data-label]").forEach((button) => {
+    button.addEventListener("click", () => sendCorrection(Number(button.dataset.label)));
+  });
+
+  // ---- inside the network ------------------------------------------------------------------
+  // The input shown is explained by the server (/api/predict/pixels?explain=true), for the
+  // served model and, on request, the book's recipe: the real numbers of each step.
+
+  const MODEL_TITLES = { default: "The served model", seed: "The book's recipe" };
+  const REGION_ROWS = ["top", "middle", "bottom"];
+  const REGION_COLUMNS = ["left", "centre", "right"];
+
+  function explain(input) {
+    state.explained.input = input;
+    if (!inside.open) {
+      return;
+    }
+    if (state.explained.inFlight) {
+      state.explained.again = true;
+      return;
+    }
+    requestExplanations();
+  }
+
+  async function explainedBy(model, input) {
+    const response = await fetch(`/api/predict/pixels?explain=true&model=${model}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ pixels: input }),
+    });
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      throw new Error(`${response.status}: ${body.detail || response.statusText}`);
+    }
+    return { model, answer: body };
+  }
+
+  async function requestExplanations() {
+    const input = state.explained.input;
+    if (!input) {
+      return;
+    }
+    state.explained.inFlight = true;
+    const models = compareSeed.checked ? ["default", "seed"] : ["default"];
+    try {
+      const explained = await Promise.all(models.map((model) => explainedBy(model, input)));
+      if (state.explained.input === input) {
+        insideModels.replaceChildren(...explained.map((one) => explainedView(one, input)));
+        insideStatus.textContent = "";
+      }
+    } catch (error) {
+      insideStatus.textContent =
+        error instanceof TypeError
+          ? "Cannot reach the server to look inside."
+          : `The server could not explain it (${error.message}).`;
+    } finally {
+      state.explained.inFlight = false;
+      if (state.explained.again) {
+        state.explained.again = false;
+        requestExplanations();
+      }
+    }
+  }
+
+  function colours() {
+    const styles = getComputedStyle(document.documentElement);
+    const value = (name) => styles.getPropertyValue(name).trim();
+    return { for: value("--bar-top"), against: value("--danger"), text: value("--text") };
+  }
+
+  function rgb(colour) {
+    // A CSS hex colour as [r, g, b].
+    const hex = colour.replace("#", "");
+    return [0, 2, 4].map((start) => parseInt(hex.slice(start, start + 2), 16));
+  }
+
+  function paint(canvas, values, colourOf) {
+    // One pixel per value, its colour [r, g, b, a] from `colourOf(value, index)`.
+    const drawing = canvas.getContext("2d");
+    const image = drawing.createImageData(canvas.width, canvas.height);
+    values.forEach((value, index) => image.data.set(colourOf(value, index), index * 4));
+    drawing.putImageData(image, 0, 0);
+  }
+
+  function grey(value) {
+    const level = Math.round(value * 255);
+    return [level, level, level, 255];
+  }
+
+  function signedColour(scale, forColour, againstColour) {
+    // Positive values in one colour, negative in the other, as strong as their size.
+    return (value) => {
+      const strength = Math.min(1, Math.abs(value) / scale);
+      return [...(value >= 0 ? forColour : againstColour), Math.round(strength * 255)];
+    };
+  }
+
+  function regionOf(pixels, sign) {
+    // Where, in thirds of the field, the terms of one sign are strongest, in words.
+    const sums = new Array(9).fill(0);
+    pixels.flat().forEach((value, index) => {
+      if (Math.sign(value) === sign) {
+        const row = Math.min(2, Math.floor(Math.floor(index / 28) / 9.34));
+        const column = Math.min(2, Math.floor((index % 28) / 9.34));
+        sums[row * 3 + column] += value;
+      }
+    });
+    const best = sums.reduce((chosen, sum, index) => (sign * sum > sign * sums[chosen] ? index : chosen), 0);
+    if (sums[best] === 0) {
+      return "nowhere";
+    }
+    const row = REGION_ROWS[Math.floor(best / 3)];
+    const column = REGION_COLUMNS[best % 3];
+    return row === "middle" && column === "centre" ? "the centre" : `the ${row} ${column}`;
+  }
+
+  function explainedView({ model, answer }, input) {
+    const view = explainedTemplate.content.firstElementChild.cloneNode(true);
+    const explanation = answer.explanation;
+    const palette = colours();
+    const forColour = rgb(palette.for);
+    const againstColour = rgb(palette.against);
+    view.dataset.model = model;
+    view.setAttribute("aria-label", MODEL_TITLES[model]);
+    view.querySelector(".explained-title").textContent =
+      `${MODEL_TITLES[model]}: ${answer.digit}, ${percent(answer.confidence)}`;
+
+    const flat = input.flat();
+    const inked = flat.filter((value) => value > 0).length;
+    const xGrid = view.querySelector(".x-grid");
+    paint(xGrid, flat, grey);
+    xGrid.setAttribute("aria-label", `The input: ${inked} of 784 pixels inked`);
+    paint(view.querySelector(".x-vector"), flat, grey);
+
+    const hidden = explanation.hidden;
+    const strongest = Math.max(...hidden, 1e-6);
+    const hiddenGrid = view.querySelector(".hidden-grid");
+    paint(hiddenGrid, hidden, signedColour(strongest, forColour, againstColour));
+    const hiddenText = `${explanation.active_units} of 512 units active (above 0); the strongest at ${strongest.toFixed(2)}.`;
+    hiddenGrid.setAttribute("aria-label", `The 512 hidden activations: ${hiddenText}`);
+    view.querySelector(".hidden-text").textContent = hiddenText;
+
+    const logits = explanation.logits;
+    const largest = Math.max(...logits.map(Math.abs), 1e-6);
+    view.querySelector(".logits").replaceChildren(
+      ...logits.map((logit, digit) => {
+        const item = document.createElement("li");
+        item.className = `logit${digit === answer.digit ? " top" : ""}`;
+        item.style.setProperty("--size", (Math.abs(logit) / largest).toFixed(3));
+        item.classList.add(logit >= 0 ? "positive" : "negative");
+        const label = document.createElement("span");
+        label.className = "logit-label";
+        label.textContent = String(digit);
+        const track = document.createElement("span");
+        track.className = "logit-track";
+        track.append(document.createElement("span"));
+        const value = document.createElement("span");
+        value.className = "logit-value";
+        value.textContent = logit.toFixed(2);
+        item.append(label, track, value);
+        item.setAttribute("aria-label", `${digit}: logit ${logit.toFixed(2)}`);
+        return item;
+      }),
+    );
+    view.querySelector(".softmax-text").textContent =
+      `Turns the logits into probabilities that add up to 1: ${answer.digit} at ${percent(answer.confidence)}` +
+      (model === "default" ? " (all ten in the chart above)." : ".");
+
+    const [forAnswer, forRunnerUp] = explanation.evidence;
+    const answerButton = view.querySelector(".evidence-answer");
+    const runnerUpButton = view.querySelector(".evidence-runner-up");
+    answerButton.textContent = `Why ${forAnswer.digit}`;
+    runnerUpButton.textContent = `Why not ${forRunnerUp.digit}`;
+    const showEvidence = (runnerUp) => {
+      state.explained.runnerUp[model] = runnerUp;
+      answerButton.setAttribute("aria-pressed", String(!runnerUp));
+      runnerUpButton.setAttribute("aria-pressed", String(runnerUp));
+      const terms = runnerUp ? forRunnerUp : forAnswer;
+      const pixels = terms.pixels.flat();
+      const scale = Math.max(...pixels.map(Math.abs), 1e-6);
+      const map = view.querySelector(".evidence-map");
+      paint(map, pixels, signedColour(scale, forColour, againstColour));
+      const sum = (sign) => pixels.filter((value) => Math.sign(value) === sign).reduce((a, b) => a + b, 0);
+      const logit = logits[terms.digit];
+      const text =
+        `The logit of ${terms.digit} is ${logit.toFixed(2)}: pixels for it add ${sum(1).toFixed(2)}, ` +
+        `pixels against it ${sum(-1).toFixed(2)}, the biases ${(terms.hidden_bias + terms.output_bias).toFixed(2)}. ` +
+        `Most for it: ${regionOf(terms.pixels, 1)}; most against it: ${regionOf(terms.pixels, -1)}.`;
+      map.setAttribute("aria-label", `Each pixel's part of the logit of ${terms.digit}. ${text}`);
+      view.querySelector(".evidence-text").textContent = text;
+    };
+    answerButton.addEventListener("click", () => showEvidence(false));
+    runnerUpButton.addEventListener("click", () => showEvidence(true));
+    showEvidence(Boolean(state.explained.runnerUp[model]));
+
+    view.querySelector(".units").replaceChildren(
+      ...explanation.units.map((unit) => {
+        const item = document.createElement("li");
+        const weights = document.createElement("canvas");
+        weights.width = weights.height = 28;
+        const flatWeights = unit.weights.flat();
+        const scale = Math.max(...flatWeights.map(Math.abs), 1e-6);
+        paint(weights, flatWeights, signedColour(scale, forColour, againstColour));
+        const caption = `Unit ${unit.unit}: active at ${unit.activation.toFixed(2)}, adds ${unit.contribution.toFixed(2)}`;
+        weights.setAttribute("role", "img");
+        weights.setAttribute("aria-label", `What unit ${unit.unit} looks for`);
+        const text = document.createElement("span");
+        text.textContent = caption;
+        item.append(weights, text);
+        return item;
+      }),
+    );
+    return view;
+  }
+
+  inside.addEventListener("toggle", () => {
+    if (inside.open) {
+      if (state.explained.input) {
+        explain(state.explained.input);
+      } else {
+        insideStatus.textContent = "Draw to look inside the network.";
+      }
+    }
+  });
+  compareSeed.addEventListener("change", () => explain(state.explained.input));
 
   // ---- wiring ------------------------------------------------------------------------------
 
@@ -339,9 +906,36 @@
   pad.addEventListener("pointercancel", endStroke);
   pad.addEventListener("contextmenu", (event) => event.preventDefault());
 
+  modeButtons.forEach((button) => {
+    button.addEventListener("click", () => {
+      if (button.dataset.mode !== state.mode) {
+        setMode(button.dataset.mode);
+      }
+    });
+  });
   undoButton.addEventListener("click", undo);
   clearButton.addEventListener("click", clearAll);
   uploadInput.addEventListener("change", () => useFile(uploadInput.files[0]));
+
+  numberDigits.addEventListener("click", (event) => {
+    const button = event.target.closest("button[data-index]");
+    if (button) {
+      state.chosen = true;
+      selectDigit(Number(button.dataset.index), true);
+    }
+  });
+  numberDigits.addEventListener("keydown", (event) => {
+    const steps = { ArrowLeft: -1, ArrowUp: -1, ArrowRight: 1, ArrowDown: 1 };
+    if (event.key in steps && state.reading) {
+      event.preventDefault();
+      state.chosen = true;
+      selectDigit(state.selected + steps[event.key], true);
+    } else if ((event.key === "Home" || event.key === "End") && state.reading) {
+      event.preventDefault();
+      state.chosen = true;
+      selectDigit(event.key === "Home" ? 0 : state.reading.digits.length - 1, true);
+    }
+  });
 
   brushInput.addEventListener("input", () => {
     setBrush(brushInput.value);
@@ -382,7 +976,12 @@
   });
 
   // The ink follows the colour scheme; strokes already drawn are redrawn in the new colour.
-  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", render);
+  window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+    render();
+    if (state.reading) {
+      drawBoxes();
+    }
+  });
 
   try {
     const savedBrush = localStorage.getItem(BRUSH_STORAGE_KEY);
@@ -392,6 +991,12 @@
   } catch {
     // No storage: keep the default brush.
   }
-  resetResults();
-  render();
+  let savedMode = "digit";
+  try {
+    savedMode = localStorage.getItem(MODE_STORAGE_KEY) === "number" ? "number" : "digit";
+  } catch {
+    // No storage: one digit, as always.
+  }
+  setMode(savedMode, { announce: false });
+  showCorrectionCount();
 })();

@@ -2,17 +2,21 @@
 
 import io
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -139,3 +143,66 @@ def encode(image: Image.Image, image_format: str = "PNG", **options: object) -> 
     buffer = io.BytesIO()
     image.save(buffer, image_format, **options)
     return buffer.getvalue()
+
+
+def postgres_binaries() -> Path:
+    """Debian's PostgreSQL programs (`make test` installs the postgresql package)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
+    if not found:
+        pytest.fail("PostgreSQL not found in /usr/lib/postgresql; `make test` installs it")
+    return found[-1]
+
+
+def as_postgres_user(*command: str) -> list[str]:
+    """PostgreSQL refuses to run as root: as the package's own user when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL server in a temporary directory, on a Unix socket there;
+    yields its URL without a database name."""
+    binaries = postgres_binaries()
+    directory = Path(tempfile.mkdtemp(prefix="digit-canvas-postgres-"))
+    if os.geteuid() == 0:
+        shutil.chown(directory, "postgres", "postgres")
+    data, port = directory / "data", free_port()
+    subprocess.run(
+        as_postgres_user(
+            str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"
+        ),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-p {port} -k {directory} -c listen_addresses='' -c fsync=off"
+    pg_ctl = str(binaries / "pg_ctl")
+    subprocess.run(
+        as_postgres_user(
+            pg_ctl, "-D", str(data), "-o", options, "-l", str(directory / "log"), "-w", "start"
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql+psycopg://postgres@/{{database}}?host={directory}&port={port}"
+    finally:
+        subprocess.run(
+            as_postgres_user(pg_ctl, "-D", str(data), "-m", "immediate", "stop"),
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty corrections database: a SQLite file, or a database of the throwaway
+    PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'corrections.sqlite3'}"
+    server = request.getfixturevalue("postgres_server")
+    database = f"corrections_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.format(database="postgres").replace("+psycopg", ""),
+                         autocommit=True) as connection:  # fmt: skip
+        connection.execute(f'CREATE DATABASE "{database}"')
+    return server.format(database=database)

@@ -1,5 +1,6 @@
 """The FastAPI application: `create_app()` builds it; the lifespan loads the model once."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,12 @@ from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handle
 from app.serving.isolation import IsolatedPreprocessing
 from app.serving.logs import quiet_repeated_errors
 from app.serving.metrics import MetricsPortMiddleware, RequestMetricsMiddleware, show_model
-from app.serving.model_file import ModelFileError, load_classifier, read_model_card
+from app.serving.model_file import ModelFileError
+from app.serving.rate_limit import RateLimiter
 from app.serving.request_logs import RequestLogMiddleware
-from app.serving.routes import docs, metrics, pages, predict, status
+from app.serving.routes import docs, feedback, metrics, pages, predict, read, status
 from app.serving.security import SecurityHeadersMiddleware
+from app.serving.served_models import load_served_models
 from app.serving.settings import Settings
 from app.serving.static_files import VersionedStaticFiles
 
@@ -30,15 +33,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     quiet_repeated_errors()
     try:
-        classifier = load_classifier(settings.model_path)
+        models = load_served_models(settings)
     except ModelFileError as error:
         logger.error("Cannot serve the model: %s", error)
         raise
-    # The first matrix product pays for lazy set-up inside NumPy; not the first user.
-    classifier.predict(np.zeros((1, classifier.input_size), dtype=np.float32))
-    app.state.model_card = read_model_card(settings.model_path)
-    show_model(app.state.model_card)
-    app.state.classifier = classifier
+    for model in models.values():
+        # The first matrix product pays for lazy set-up inside NumPy; not the first user.
+        model.classifier.predict(np.zeros((1, model.classifier.input_size), dtype=np.float32))
+    app.state.models = models
+    show_model(models["default"].card)
     app.state.isolation = IsolatedPreprocessing(
         slots=settings.decode_slots,
         queue=settings.decode_queue,
@@ -46,11 +49,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         memory_mb=settings.decode_memory_mb,
     )
     logger.info(
-        "Serving %s (%s)", settings.model_path, app.state.model_card.get("created", "no card")
+        "Serving %s (%s)", settings.model_path, models["default"].card.get("created", "no card")
     )
     yield
-    app.state.classifier = None
+    app.state.models = {}
     app.state.isolation.close()
+    if app.state.store is not None:
+        app.state.store.close()
 
 
 class DigitCanvasAPI(FastAPI):
@@ -83,8 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.classifier = None
-    app.state.model_card = {}
+    app.state.models = {}
+    app.state.store = None  # opened by the first request that needs it
+    app.state.store_opening = asyncio.Lock()
+    app.state.corrections_rate = RateLimiter(settings.corrections_per_minute, window=60.0)
     install_error_handlers(app)
     app.add_middleware(BodyDeadlineMiddleware, seconds=settings.body_timeout_seconds)
     if settings.cors_origins:
@@ -100,6 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(predict.router)
     app.include_router(predict.pixels_router, max_body_size=settings.max_pixels_request_bytes)
+    app.include_router(read.router)
+    app.include_router(feedback.router)
     app.include_router(status.router)
     app.include_router(docs.router)
     app.include_router(metrics.router)

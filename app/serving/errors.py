@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.serving.corrections import StoreUnavailableError
 from app.serving.isolation import ServiceBusyError
 from app.serving.metrics import HTTP_REJECTION_REASONS, count_rejection
 from app.serving.preprocessing import PreprocessError
@@ -75,6 +76,11 @@ async def client_gone(request: Request, error: ClientDisconnect) -> Response:
     return Response(status_code=400)
 
 
+async def store_unavailable(request: Request, error: StoreUnavailableError) -> JSONResponse:
+    logger.warning("%s %s: %s", request.method, request.url.path, error)
+    return JSONResponse({"detail": str(error)}, status_code=503)
+
+
 async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
     """A bug: the client gets JSON without internals; the server log gets the traceback."""
     return JSONResponse({"detail": "internal server error"}, status_code=500)
@@ -86,6 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PreprocessError, preprocess_error)
     app.add_exception_handler(ServiceBusyError, service_busy)
     app.add_exception_handler(ClientDisconnect, client_gone)
+    app.add_exception_handler(StoreUnavailableError, store_unavailable)
     app.add_exception_handler(Exception, unexpected_error)
 
 

@@ -24,6 +24,9 @@ class DenseClassifier:
     hidden_bias: np.ndarray  # (units,)
     output_weights: np.ndarray  # (units, 10)
     output_bias: np.ndarray  # (10,)
+    # Temperature scaling: probabilities are softmax(logits / temperature). 1 is the
+    # network as trained; a calibrated model's card gives its own (see the training side).
+    temperature: float = 1.0
 
     @property
     def input_size(self) -> int:
@@ -35,6 +38,10 @@ class DenseClassifier:
 
     def predict(self, inputs: np.ndarray) -> np.ndarray:
         """(n, 784) float32 inputs in [0, 1] -> (n, 10) probabilities, each row summing to 1."""
+        return softmax(self.logits(inputs) / self.temperature)
+
+    def logits(self, inputs: np.ndarray) -> np.ndarray:
+        """(n, 784) float32 inputs in [0, 1] -> (n, 10) logits, before the softmax."""
         inputs = np.asarray(inputs, dtype=np.float32)
         weights = self.hidden_weights
         # A digit covers a fifth of its field: the rest is 0 and its weight rows add nothing.
@@ -46,4 +53,47 @@ class DenseClassifier:
             inputs, weights = inputs[:, inked], weights[inked]
         hidden = inputs @ weights + self.hidden_bias
         np.maximum(hidden, 0.0, out=hidden)  # relu
-        return softmax(hidden @ self.output_weights + self.output_bias)
+        return hidden @ self.output_weights + self.output_bias
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What each pixel contributed to one digit's logit, and the two bias terms: with the
+    active hidden units fixed the network is linear in its input, so these add up to the
+    logit exactly."""
+
+    digit: int
+    pixels: np.ndarray  # (784,): x_i * sum_j W1[i, j] W2[j, digit] [h_j > 0]
+    hidden_bias: float  # sum_j b1[j] W2[j, digit] [h_j > 0]
+    output_bias: float  # b2[digit]
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """One input's way through the network, with the numbers of each step."""
+
+    hidden: np.ndarray  # (units,): relu(x . W1 + b1)
+    logits: np.ndarray  # (10,): h . W2 + b2
+    probabilities: np.ndarray  # (10,): softmax(logits / temperature)
+
+
+def forward_pass(classifier: DenseClassifier, model_input: np.ndarray) -> ForwardPass:
+    hidden = np.maximum(model_input @ classifier.hidden_weights + classifier.hidden_bias, 0.0)
+    logits = hidden @ classifier.output_weights + classifier.output_bias
+    return ForwardPass(hidden, logits, softmax(logits[np.newaxis] / classifier.temperature)[0])
+
+
+def evidence(
+    classifier: DenseClassifier, model_input: np.ndarray, hidden: np.ndarray, digit: int
+) -> Evidence:
+    """The digit's logit split into one term per pixel and the two bias terms."""
+    through_active = classifier.output_weights[:, digit] * (hidden > 0)
+    pixels = np.zeros_like(model_input)
+    inked = np.flatnonzero(model_input)  # blank pixels contribute nothing
+    pixels[inked] = model_input[inked] * (classifier.hidden_weights[inked] @ through_active)
+    return Evidence(
+        digit=digit,
+        pixels=pixels,
+        hidden_bias=float(classifier.hidden_bias @ through_active),
+        output_bias=float(classifier.output_bias[digit]),
+    )

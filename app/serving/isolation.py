@@ -22,16 +22,18 @@ from multiprocessing import forkserver
 from multiprocessing.connection import wait
 from typing import TypeVar
 
-import numpy as np
-
+from app.serving.image_files import png_header
 from app.serving.preprocessing import (
     CostlyDecodingError,
     ImageTooLargeError,
     Limits,
-    preprocess,
+    check_format,
 )
 
 T = TypeVar("T")
+# Canvas exports up to this many pixels (the page's 560x560 pad, its 1120x400 number pad)
+# are processed on the event loop.
+INLINE_MAX_PIXELS = 1280 * 480
 QUEUE_WAIT_SECONDS = 10.0
 RETRY_AFTER_SECONDS = 1
 
@@ -59,21 +61,29 @@ def exit_with_server() -> None:
     os._exit(1)
 
 
-def preprocess_within_limits(data: bytes, limits: Limits) -> np.ndarray:
+def within_memory_limit(function: Callable[..., T], *arguments: object) -> T:
+    """`function(*arguments)`, its running out of the allowed memory a client error."""
     try:
-        return preprocess(data, limits)
+        return function(*arguments)
     except MemoryError:
         raise ImageTooLargeError("the image needs more memory to decode than allowed") from None
 
 
+def runs_inline(data: bytes) -> bool:
+    """Whether `IsolatedPreprocessing.process` works on `data` on the event loop: a canvas
+    export, whose decoding costs what its size says."""
+    header = png_header(data)
+    return header is not None and header.is_canvas_export(INLINE_MAX_PIXELS)
+
+
 class IsolatedPreprocessing:
-    """`await preprocess(data, limits)` in a fresh limited process per image."""
+    """`await run(function, image, limits)` in a fresh limited process per image."""
 
     def __init__(self, slots: int, queue: int, cpu_seconds: int, memory_mb: int) -> None:
         self.context = multiprocessing.get_context("forkserver")
         # Imported once by the fork server, not once per image; the fork server itself is
         # started now, beside the server's start-up, not by the first photo (0.5 s).
-        self.context.set_forkserver_preload(["app.serving.isolation"])
+        self.context.set_forkserver_preload(["app.serving.isolation", "app.serving.segmentation"])
         threading.Thread(target=forkserver.ensure_running, daemon=True).start()
         self.limits = (cpu_seconds, memory_mb)
         self.queue_limit = queue
@@ -93,8 +103,13 @@ class IsolatedPreprocessing:
             max_tasks_per_child=1,
         )
 
-    async def preprocess(self, data: bytes, limits: Limits) -> np.ndarray:
-        return await self.run(preprocess_within_limits, data, limits)
+    async def process(self, work: Callable[[bytes, Limits], T], data: bytes, limits: Limits) -> T:
+        """`work(data, limits)`: on the event loop for a canvas export (a millisecond or two,
+        less than a process costs), in a fresh limited process for anything else."""
+        check_format(data)  # bytes of no image format are refused here, without a process
+        if runs_inline(data):
+            return work(data, limits)
+        return await self.run(work, data, limits)
 
     async def run(self, function: Callable[..., T], *arguments: object) -> T:
         """`function(*arguments)` in a fresh limited process; a CostlyDecodingError if the
@@ -103,7 +118,9 @@ class IsolatedPreprocessing:
         try:
             # Submitting may start the slot's process (a round trip to the fork server): not
             # on the event loop.
-            submitted = await asyncio.to_thread(slot.submit, function, *arguments)
+            submitted = await asyncio.to_thread(
+                slot.submit, within_memory_limit, function, *arguments
+            )
             return await asyncio.wrap_future(submitted)
         except BrokenProcessPool:
             slot.shutdown(wait=False)

@@ -16,8 +16,9 @@ port answers 404 for it, and the metrics port for anything else.
 """
 
 import os
+from collections.abc import Callable
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.responses import JSONResponse
 from prometheus_client import (
@@ -30,6 +31,11 @@ from prometheus_client import (
     multiprocess,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.serving.isolation import IsolatedPreprocessing, runs_inline
+from app.serving.preprocessing import Limits
+
+T = TypeVar("T")
 
 # Not a label value any route has: requests that matched no route (404s of any path).
 UNMATCHED = "unmatched"
@@ -111,6 +117,18 @@ HTTP_REJECTION_REASONS = {
 
 def count_rejection(status: int, reason: str) -> None:
     REJECTED_INPUTS.labels(status=str(status), reason=reason).inc()
+
+
+async def preprocessed(
+    isolation: IsolatedPreprocessing,
+    work: Callable[[bytes, Limits], T],
+    data: bytes,
+    limits: Limits,
+) -> T:
+    """`isolation.process(work, data, limits)`, its time recorded by where it ran."""
+    timer = PREPROCESSED_INLINE if runs_inline(data) else PREPROCESSED_ISOLATED
+    with timer.time():
+        return await isolation.process(work, data, limits)
 
 
 def count_prediction(digit: int) -> None:

@@ -1,7 +1,7 @@
 """The committed `.keras` model read without TensorFlow, and its card.
 
 A `.keras` file is a zip archive holding `config.json` (the architecture as Keras serialised
-it) and `model.weights.h5` (HDF5: each layer's variables under `layers/<name>/vars/<index>`,
+it) and `model.weights.h5` (HDF5: each layer's variables under `layers/<class>/vars/<index>`,
 kernel first, then bias). The server reads both with zipfile and h5py, checks that the
 architecture is the Dense network it runs, and refuses anything else at start-up: importing
 TensorFlow to read two matrices would cost 500 MB per process and seconds of start-up.
@@ -10,6 +10,7 @@ TensorFlow to read two matrices would cost 500 MB per process and seconds of sta
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ from app.serving.inference import DenseClassifier
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.weights.h5"
+# Keras stores a layer's variables under its class's name in snake case, numbered from the
+# second layer of a class on, whatever the layer's own name: the two Dense layers' groups.
+DENSE_WEIGHT_GROUPS = ("layers/dense", "layers/dense_1")
 
 
 class ModelFileError(ValueError):
@@ -75,11 +79,11 @@ def load_classifier(path: Path) -> DenseClassifier:
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path}: not a readable .keras model file ({error})") from None
     try:
-        hidden, output = dense_layers(config)
+        hidden = dense_layers(config)[0]  # both layers checked
         with h5py.File(weights_file, "r") as weights:
             arrays = [
-                np.asarray(weights[f"layers/{layer['name']}/vars/{index}"], dtype=np.float32)
-                for layer in (hidden, output)
+                np.asarray(weights[f"{group}/vars/{index}"], dtype=np.float32)
+                for group in DENSE_WEIGHT_GROUPS
                 for index in (0, 1)
             ]
     except ModelFileError as error:
@@ -92,3 +96,10 @@ def load_classifier(path: Path) -> DenseClassifier:
     if shapes != [(INPUT_SIZE, units), (units,), (units, NUM_CLASSES), (NUM_CLASSES,)]:
         raise ModelFileError(f"{path}: weight shapes {shapes} do not match its architecture")
     return DenseClassifier(hidden_weights, hidden_bias, output_weights, output_bias)
+
+
+def load_calibrated_classifier(path: Path) -> DenseClassifier:
+    """The model at `path` with the temperature its card gives (fitted on its validation
+    split when trained), so its probabilities mean what they say; 1 without one."""
+    temperature = read_model_card(path).get("calibration", {}).get("temperature", 1.0)
+    return replace(load_classifier(path), temperature=temperature)

@@ -190,34 +190,39 @@ def pillow_to_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"))
 
 
-def reduce_to_working_size(pixels: np.ndarray) -> np.ndarray:
+def reduce_to_working_size(pixels: np.ndarray, working_side: int) -> tuple[np.ndarray, float]:
+    """The image with its longer side at most `working_side`, and the scale it was reduced by."""
     height, width = pixels.shape[:2]
-    scale = WORKING_SIDE / max(height, width)
+    scale = working_side / max(height, width)
     if scale >= 1:
-        return pixels
+        return pixels, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), scale
+
+
+def crop_to_visible(pixels: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """An image with transparency cropped to its visible part (and a pixel more), with the
+    crop's left and top: a transparent margin carries nothing, so a canvas drawing shrinks
+    to its strokes before any other work."""
+    if pixels.ndim == 2 or pixels.shape[2] != 4:
+        return pixels, 0, 0
+    left, top, width, height = cv2.boundingRect(cv2.extractChannel(pixels, 3))
+    if width == 0:
+        raise EmptyDrawingError("the drawing is empty: the image is fully transparent")
+    first_row, first_column = max(0, top - 1), max(0, left - 1)
+    visible = pixels[first_row : top + height + 1, first_column : left + width + 1]
+    return visible, first_column, first_row
 
 
 def grey_and_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """8-bit brightness of every pixel, and the opacity when some is transparent.
-
-    A transparent margin carries nothing, so an image with one is cropped to its visible
-    part (and a pixel more): a canvas drawing shrinks to its strokes before any other work.
-    """
+    """8-bit brightness of every pixel, and the opacity when some is transparent."""
     if pixels.ndim == 2:
         return pixels, None
     if pixels.shape[2] == 3:
         return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY), None
     alpha = cv2.extractChannel(pixels, 3)
-    if cv2.minMaxLoc(alpha)[0] == 255:
-        return cv2.cvtColor(pixels, cv2.COLOR_RGBA2GRAY), None
-    left, top, width, height = cv2.boundingRect(alpha)
-    if width == 0:
-        raise EmptyDrawingError("the drawing is empty: the image is fully transparent")
-    rows = slice(max(0, top - 1), top + height + 1)
-    columns = slice(max(0, left - 1), left + width + 1)
-    return cv2.cvtColor(pixels[rows, columns], cv2.COLOR_RGBA2GRAY), alpha[rows, columns]
+    grey = cv2.cvtColor(pixels, cv2.COLOR_RGBA2GRAY)
+    return grey, None if cv2.minMaxLoc(alpha)[0] == 255 else alpha
 
 
 def strokes_are_dark(grey: np.ndarray, alpha: np.ndarray) -> bool:
@@ -257,24 +262,39 @@ def ink_distance(grey: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
         ink_colour = cv2.bitwise_not(grey) if strokes_are_dark(grey, alpha) else grey
         return cv2.multiply(ink_colour, alpha, scale=1 / 255)
     background = round(border_level(grey))
+    # The output type named: OpenCV takes a 4x1 image for a scalar otherwise (an error).
     if background >= 128:  # light paper
-        return cv2.subtract(cv2.bitwise_not(grey), 255 - background)
-    return cv2.subtract(grey, background)
+        return cv2.subtract(cv2.bitwise_not(grey), 255 - background, dtype=cv2.CV_8U)
+    return cv2.subtract(grey, background, dtype=cv2.CV_8U)
 
 
-def ink_image(pixels: np.ndarray) -> np.ndarray:
-    """8-bit white-on-black ink whatever the polarity, with the background at exactly 0, at
-    most WORKING_SIDE pixels per side.
+@dataclass(frozen=True)
+class Ink:
+    """White-on-black 8-bit ink (the background exactly 0), and where it lies in the image:
+    its pixel (row, column) shows the image's pixel (top + row / scale, left + column /
+    scale)."""
+
+    pixels: np.ndarray
+    left: int = 0
+    top: int = 0
+    scale: float = 1.0
+
+
+def ink_image(pixels: np.ndarray, working_side: int = WORKING_SIDE) -> Ink:
+    """The ink of a decoded image whatever its polarity, at most `working_side` pixels per
+    side.
 
     The contrast is judged at full size and stretched after reducing: reducing averages a
     thin stroke with the paper around it, and a 1-pixel line on a 4000-pixel photo would
     otherwise fall under the contrast a drawing needs.
     """
-    distance = ink_distance(*grey_and_alpha(pixels))
+    visible, left, top = crop_to_visible(pixels)
+    distance = ink_distance(*grey_and_alpha(visible))
     if cv2.minMaxLoc(distance)[1] < MIN_CONTRAST * 255:
         raise EmptyDrawingError("the drawing is empty: no strokes stand out from the background")
-    reduced = reduce_to_working_size(distance)
-    return cv2.LUT(reduced, contrast_table(max(1, round(cv2.minMaxLoc(reduced)[1]))))
+    reduced, scale = reduce_to_working_size(distance, working_side)
+    stretched = cv2.LUT(reduced, contrast_table(max(1, round(cv2.minMaxLoc(reduced)[1]))))
+    return Ink(stretched, left, top, scale)
 
 
 @lru_cache(maxsize=256)
@@ -420,11 +440,15 @@ def fit_to_mnist_field(ink: np.ndarray) -> np.ndarray:
     return field
 
 
-def model_input_from_image(image: Image.Image, data: bytes) -> np.ndarray:
-    """An opened image (and its bytes) -> float32 (784,) in [0, 1], white digit on black."""
-    ink = ink_image(load_pixels(image, data))
+def digit_input(ink: np.ndarray) -> np.ndarray:
+    """8-bit ink of one digit -> float32 (784,) in [0, 1], as MNIST's digits are."""
     fine = normalize_stroke_width(*resample_to_fine_scale(ink, ink_stroke_bounds(ink)))
     return fit_to_mnist_field(fine).reshape(INPUT_SIZE)
+
+
+def model_input_from_image(image: Image.Image, data: bytes) -> np.ndarray:
+    """An opened image (and its bytes) -> float32 (784,) in [0, 1], white digit on black."""
+    return digit_input(ink_image(load_pixels(image, data)).pixels)
 
 
 def preprocess(data: bytes, limits: Limits | None = None) -> np.ndarray:

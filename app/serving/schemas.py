@@ -9,6 +9,58 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 Pixel = Annotated[float, Field(strict=True, ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
+Grid = list[list[float]]  # 28 rows of 28, as the model's input is laid out
+
+
+class PixelEvidence(BaseModel):
+    digit: int
+    pixels: Annotated[
+        Grid,
+        Field(
+            description="Each pixel's term of this digit's logit: x_i * sum_j W1[i, j] * "
+            "W2[j, digit] over the active hidden units j. Positive: argued for the digit."
+        ),
+    ]
+    hidden_bias: Annotated[
+        float, Field(description="sum_j b1[j] * W2[j, digit] over the active hidden units.")
+    ]
+    output_bias: Annotated[float, Field(description="b2[digit].")]
+
+
+class HiddenUnit(BaseModel):
+    unit: Annotated[int, Field(description="Its index among the hidden units.")]
+    activation: Annotated[float, Field(description="relu(x . W1[:, unit] + b1[unit]).")]
+    contribution: Annotated[
+        float, Field(description="activation * W2[unit, digit]: its part of the logit.")
+    ]
+    weights: Annotated[Grid, Field(description="W1[:, unit]: what the unit looks for.")]
+
+
+class Explanation(BaseModel):
+    """The forward pass of this input, with the real numbers of each step."""
+
+    hidden: Annotated[
+        list[float], Field(description="The hidden layer after relu: relu(x . W1 + b1).")
+    ]
+    active_units: Annotated[int, Field(description="How many hidden units are above 0.")]
+    logits: Annotated[list[float], Field(description="h . W2 + b2, before softmax.")]
+    temperature: Annotated[
+        float,
+        Field(description="The probabilities are softmax(logits / temperature): calibrated."),
+    ]
+    evidence: Annotated[
+        list[PixelEvidence],
+        Field(
+            description="For the predicted digit and the runner-up: pixel terms and bias "
+            "terms that add up to the digit's logit."
+        ),
+    ]
+    units: Annotated[
+        list[HiddenUnit],
+        Field(description="The hidden units that added most to the predicted digit's logit."),
+    ]
+
+
 class Prediction(BaseModel):
     digit: Annotated[int, Field(ge=0, le=9, description="The most probable digit.")]
     confidence: Annotated[Probability, Field(description="The probability of that digit.")]
@@ -19,6 +71,18 @@ class Prediction(BaseModel):
     input: Annotated[
         list[list[float]] | None,
         Field(description="The 28x28 input the model saw (with include_input=true)."),
+    ] = None
+    explanation: Annotated[
+        Explanation | None,
+        Field(description="How the network reached the answer (with explain=true)."),
+    ] = None
+    digits_found: Annotated[
+        int | None,
+        Field(
+            ge=2,
+            description="When the image seems to hold several digits, how many: this answer "
+            "reads it as one. POST /api/read reads each.",
+        ),
     ] = None
 
     model_config = ConfigDict(
@@ -93,3 +157,66 @@ class ModelCard(BaseModel):
     )
     versions: dict[str, str] | None = None
     created: str | None = None
+
+
+class ReadDigitResult(Prediction):
+    box: Annotated[
+        list[int],
+        Field(
+            min_length=4,
+            max_length=4,
+            description="Where the digit is: x, y, width, height in the image's pixels.",
+        ),
+    ]
+
+
+class NumberReading(BaseModel):
+    number: Annotated[str, Field(description="The digits read, left to right.")]
+    digits: Annotated[list[ReadDigitResult], Field(description="Each digit, left to right.")]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "number": "42",
+                    "digits": [
+                        {
+                            "digit": 4,
+                            "confidence": 0.998,
+                            "probabilities": [0.0] * 4 + [0.998] + [0.0002] * 5,
+                            "box": [40, 60, 110, 160],
+                        },
+                        {
+                            "digit": 2,
+                            "confidence": 0.991,
+                            "probabilities": [0.0, 0.001, 0.991] + [0.001] * 7,
+                            "box": [190, 58, 105, 158],
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class ServedModel(BaseModel):
+    name: Annotated[str, Field(description="Its name in ?model=.")]
+    description: str
+    card: ModelCard
+
+
+class CorrectionReceipt(BaseModel):
+    id: Annotated[int, Field(description="The stored correction's id.")]
+
+
+class ServedModelOnCorrections(BaseModel):
+    sha256: Annotated[str, Field(description="The served model file's SHA-256 (its card's).")]
+    corrections: Annotated[int, Field(description="Corrections of drawings it answered.")]
+    right: Annotated[int, Field(description="Of those, how many it had right.")]
+    accuracy: Annotated[float | None, Field(description="right / corrections.")]
+
+
+class CorrectionStatistics(BaseModel):
+    total: int
+    per_label: Annotated[list[int], Field(description="Corrections saying each digit, 0 to 9.")]
+    served_model: ServedModelOnCorrections

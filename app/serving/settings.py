@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.paths import DEFAULT_MODEL_PATH
+from app.paths import DATA_DIR, DEFAULT_MODEL_PATH, SEED_MODEL_PATH
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 LogFormat = Literal["text", "json"]
@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
 
     model_path: Annotated[Path, Field(validation_alias=_env("MODEL_PATH"))] = DEFAULT_MODEL_PATH
+    # The book's recipe, served beside the default for ?model=seed when the file is there.
+    seed_model_path: Annotated[Path, Field(validation_alias=_env("SEED_MODEL_PATH"))] = (
+        SEED_MODEL_PATH
+    )
     max_request_bytes: Annotated[int, Field(gt=0, validation_alias=_env("MAX_REQUEST_BYTES"))] = (
         10 * 1024 * 1024
     )
@@ -51,6 +55,21 @@ class Settings(BaseSettings):
         float, Field(gt=0, validation_alias=_env("BODY_TIMEOUT_SECONDS"))
     ] = 60.0
     max_connections: Annotated[int, Field(gt=0, validation_alias=_env("MAX_CONNECTIONS"))] = 1000
+    # Corrections (see app.serving.corrections): SQLite in the data directory by default;
+    # postgresql+psycopg://user:password@host/database for several replicas.
+    database_url: Annotated[str, Field(validation_alias=_env("DATABASE_URL"))] = (
+        f"sqlite:///{DATA_DIR / 'corrections.sqlite3'}"
+    )
+    max_corrections: Annotated[int, Field(gt=0, validation_alias=_env("MAX_CORRECTIONS"))] = (
+        1_000_000
+    )
+    corrections_per_minute: Annotated[
+        int, Field(gt=0, validation_alias=_env("CORRECTIONS_PER_MINUTE"))
+    ] = 30
+    # The uploaded drawing itself is kept only when this is on: the model's 28x28 input is.
+    keep_uploaded_images: Annotated[bool, Field(validation_alias=_env("KEEP_UPLOADED_IMAGES"))] = (
+        False
+    )
     cors_origins: Annotated[list[str], NoDecode, Field(validation_alias=_env("CORS_ORIGINS"))] = []
     log_level: Annotated[LogLevel, Field(validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))] = "info"
     # text: uvicorn's (and gunicorn's) readable lines; json: one JSON object per line, a

@@ -1,31 +1,14 @@
 """MNIST loading: Keras' own downloader by default, or a directory of the four IDX files."""
 
-import gzip
 import hashlib
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from app.idx import IDX_FILE_NAMES, IMAGES_MAGIC, LABELS_MAGIC, MnistDataError, read_idx
 from app.mnist import IMAGE_SIDE, INPUT_SIZE, NUM_CLASSES
 from app.training.artifacts import sha256_of_file
-
-# The IDX magic number is two zero bytes, a type code (0x08: unsigned byte) and the number of
-# dimensions: 3 for images (count, rows, columns), 1 for labels (count).
-IMAGES_MAGIC = 0x00000803
-LABELS_MAGIC = 0x00000801
-
-IDX_FILE_NAMES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
-
-class MnistDataError(ValueError):
-    """A data file is missing or is not a valid MNIST IDX file; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -38,40 +21,6 @@ class MnistData:
     y_test: np.ndarray
     source: str
     sha256: dict[str, str] = field(default_factory=dict)
-
-
-def read_idx(path: Path, expected_magic: int) -> np.ndarray:
-    """Read one IDX file (raw or gzip) into a uint8 array, validating its header and length."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise MnistDataError(f"{path}: file not found") from None
-    except OSError as error:
-        raise MnistDataError(f"{path}: cannot read ({error.strerror})") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as error:
-            raise MnistDataError(f"{path}: corrupt gzip data ({error})") from None
-
-    ndim = expected_magic & 0xFF
-    header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
-        raise MnistDataError(f"{path}: truncated header ({len(raw)} bytes)")
-    (magic,) = struct.unpack(">I", raw[:4])
-    if magic != expected_magic:
-        raise MnistDataError(
-            f"{path}: bad magic number 0x{magic:08x}, expected 0x{expected_magic:08x}"
-        )
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
-    expected_size = header_size + int(np.prod(shape, dtype=np.int64))
-    if len(raw) != expected_size:
-        problem = "truncated" if len(raw) < expected_size else "trailing data"
-        raise MnistDataError(
-            f"{path}: {problem}: header promises {'x'.join(map(str, shape))} values "
-            f"({expected_size} bytes) but the file has {len(raw)} bytes"
-        )
-    return np.frombuffer(raw, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
 def _find_idx_file(data_dir: Path, name: str) -> Path:

@@ -21,6 +21,9 @@ Background = Literal["white", "black", "transparent"]
 # times larger than the canvas before being reduced, which anti-aliases them.
 SKELETON_SUPERSAMPLING = 3
 PEN_SUPERSAMPLING = 2
+# Round pens people draw with, in MNIST pixels: from hairline to marker (MNIST's own strokes
+# are 1.6 to 3.7).
+PEN_WIDTHS = (0.6, 4.5)
 
 
 @dataclass(frozen=True)
@@ -156,22 +159,27 @@ def brush_strokes(digit: np.ndarray, style: DrawingStyle) -> Image.Image:
 
 def render_drawing(digit: np.ndarray, style: DrawingStyle) -> bytes:
     """Encode one 28x28 uint8 MNIST digit as a canvas export in `style`."""
-    if style.image_format == "JPEG" and style.background == "transparent":
-        raise ValueError("JPEG has no transparency")
     strokes = brush_strokes(digit, style)
     width, height = style.canvas_size
     coverage = Image.new("L", style.canvas_size, 0)
     left = round(style.centre[0] * width - strokes.width / 2)
     top = round(style.centre[1] * height - strokes.height / 2)
     coverage.paste(strokes, (left, top))
+    return canvas_export(coverage, style)
 
+
+def canvas_export(coverage: Image.Image, style: DrawingStyle) -> bytes:
+    """Strokes (an 8-bit coverage mask of the whole canvas) in the style's ink, on its
+    background, encoded as a browser exports a canvas."""
+    if style.image_format == "JPEG" and style.background == "transparent":
+        raise ValueError("JPEG has no transparency")
     ink_level = 0 if style.ink == "black" else 255
     if style.background == "transparent":
-        image = Image.new("RGBA", style.canvas_size, (ink_level, ink_level, ink_level, 0))
+        image = Image.new("RGBA", coverage.size, (ink_level, ink_level, ink_level, 0))
         image.putalpha(coverage)
     else:
-        paper = Image.new("RGB", style.canvas_size, "white" if style.background == "white" else 0)
-        ink = Image.new("RGB", style.canvas_size, (ink_level, ink_level, ink_level))
+        paper = Image.new("RGB", coverage.size, "white" if style.background == "white" else 0)
+        ink = Image.new("RGB", coverage.size, (ink_level, ink_level, ink_level))
         image = Image.composite(ink, paper, coverage)
 
     buffer = io.BytesIO()
@@ -186,7 +194,7 @@ def random_style(
     rng: np.random.Generator,
     *,
     pen_share: float = 0.5,
-    pen_widths: tuple[float, float] = (0.6, 4.5),
+    pen_widths: tuple[float, float] = PEN_WIDTHS,
     stroke_changes: tuple[float, float] = (-0.33, 1.0),
     max_rotation: float = 0.0,
     max_slant: float = 0.0,

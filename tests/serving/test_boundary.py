@@ -4,11 +4,14 @@ and its requirements do not name them."""
 import subprocess
 import sys
 
+import pytest
+
 from app.paths import PROJECT_ROOT
 
 TRAINING_ONLY = ("tensorflow", "keras", "app.training")
 
 
+@pytest.mark.slow
 def test_the_server_imports_no_training_module_and_no_tensorflow() -> None:
     # A fresh interpreter: what `python -m app.serve` and `uvicorn app.main:app` load.
     probe = (

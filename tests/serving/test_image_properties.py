@@ -67,6 +67,7 @@ def assert_model_input_or_client_error(data: bytes) -> None:
     assert model_input.min() >= 0.0 and model_input.max() <= 1.0
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(images())
 def test_preprocessing_gives_a_model_input_or_a_client_error(data: bytes) -> None:
@@ -83,18 +84,20 @@ def api(client: TestClient) -> TestClient:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(images(), st.booleans())
+@pytest.mark.slow
+@given(images(), st.sampled_from(["/api/predict", "/api/read"]), st.booleans())
 def test_the_api_answers_200_or_a_client_error_in_json(
-    api: TestClient, data: bytes, as_multipart: bool
+    api: TestClient, data: bytes, path: str, as_multipart: bool
 ) -> None:
     if as_multipart:
-        response = api.post("/api/predict", files={"file": ("drawing", data, "image/png")})
+        response = api.post(path, files={"file": ("drawing", data, "image/png")})
     else:
-        response = api.post("/api/predict", content=data, headers={"Content-Type": "image/png"})
+        response = api.post(path, content=data, headers={"Content-Type": "image/png"})
     assert response.status_code in (200, 413, 415, 422), response.text
     body = response.json()
-    if response.status_code == 200:
-        assert 0 <= body["digit"] <= 9
-        assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-4)
-    else:
+    if response.status_code != 200:
         assert list(body) == ["detail"] and body["detail"]
+        return
+    for answer in body["digits"] if path == "/api/read" else [body]:
+        assert 0 <= answer["digit"] <= 9
+        assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-4)

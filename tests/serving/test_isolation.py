@@ -19,7 +19,7 @@ from PIL import Image
 
 from app.serving.image_files import MAX_JPEG_SCANS, MAX_PNG_CHUNKS, png_header
 from app.serving.isolation import IsolatedPreprocessing, ServiceBusyError
-from app.serving.preprocessing import PreprocessError
+from app.serving.preprocessing import ImageTooLargeError, PreprocessError
 from tests.conftest import encode, running_server
 from tests.serving.isolated_work import allocate, burn_cpu
 
@@ -136,7 +136,7 @@ def test_the_kernel_stops_work_past_its_cpu_time(isolation: IsolatedPreprocessin
 
 def test_memory_past_the_limit_is_refused(isolation: IsolatedPreprocessing) -> None:
     async def scenario() -> int:
-        with pytest.raises(MemoryError):
+        with pytest.raises(ImageTooLargeError, match="more memory to decode than allowed"):
             await isolation.run(allocate, 2048)
         return await isolation.run(allocate, 64)  # the slot still works
 
@@ -155,6 +155,7 @@ def test_a_full_queue_is_refused_with_503(isolation: IsolatedPreprocessing) -> N
     assert isinstance(results[2], ServiceBusyError)
 
 
+@pytest.mark.slow
 def test_a_busy_server_answers_503_with_retry_after(grey_png: bytes) -> None:
     # One decoding slot and no queue: while a large photo is decoded, another is refused.
     large = encode(Image.new("L", (4096, 4096), 255))

@@ -48,6 +48,31 @@ def test_one_digit_at_a_time_equals_keras(committed_model_path: Path, mnist: Mni
 
 
 @keras_installed
+@pytest.mark.parametrize("names", [("hidden", "output"), ("dense_7", "dense_3"), (None, None)])
+def test_weights_are_found_whatever_the_layers_are_named(
+    names: tuple[str | None, str | None], tmp_path: Path, mnist: MnistData
+) -> None:
+    # Keras files a layer's weights under its class, not its name: a reader going by the
+    # name swaps or misses them.
+    import keras  # noqa: PLC0415
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(784,)),
+            keras.layers.Dense(64, activation="relu", name=names[0]),
+            keras.layers.Dense(10, activation="softmax", name=names[1]),
+        ]
+    )
+    model.save(tmp_path / "named.keras")
+    inputs = to_model_input(mnist.x_test[:100])
+    expected = model.predict(inputs, verbose=0)
+    np.testing.assert_allclose(
+        load_classifier(tmp_path / "named.keras").predict(inputs), expected, atol=1e-5
+    )
+
+
+@keras_installed
 def test_a_convolutional_model_is_refused(tmp_path: Path) -> None:
     import keras  # noqa: PLC0415
 

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session
 
 from app.paths import PROJECT_ROOT
+from app.serving.corrections.tables import Correction
 from app.training.data import MnistData
 from tests.conftest import encode, running_server
 
@@ -36,8 +39,13 @@ SEVEN = [[(0.28, 0.22), (0.5, 0.21), (0.72, 0.22), (0.62, 0.45), (0.52, 0.65), (
 
 
 @pytest.fixture(scope="module")
-def server_url() -> Iterator[str]:
-    with running_server() as server:
+def corrections_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('corrections') / 'corrections.sqlite3'}"
+
+
+@pytest.fixture(scope="module")
+def server_url(corrections_database: str) -> Iterator[str]:
+    with running_server(DIGIT_CANVAS_DATABASE_URL=corrections_database) as server:
         yield server.url
 
 
@@ -87,6 +95,8 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def pad_box(page: Page) -> dict[str, float]:
+    """Where the pad is on screen, scrolled into view first as a person would."""
+    page.locator("#pad").scroll_into_view_if_needed()
     box = page.locator("#pad").bounding_box()
     assert box is not None
     return box
@@ -301,12 +311,32 @@ def test_controls_are_labelled_and_keyboard_reachable(desktop: tuple[Page, PageW
     expect(page.locator("#status")).to_have_attribute("role", "status")
     expect(page.locator("#status")).to_have_attribute("aria-live", "polite")
     expect(page.get_by_label("Drawing area", exact=False)).to_be_visible()
+    expect(page.locator("#pad")).to_have_attribute("role", "application")
     focused = []
     for _ in range(6):
         page.keyboard.press("Tab")
         focused.append(page.evaluate("document.activeElement.id || document.activeElement.tagName"))
+        if focused[-1] == "pad":
+            # The focus ring stands out from the panel around it: WCAG asks 3:1.
+            ring, panel = page.evaluate(
+                """() => [getComputedStyle(document.activeElement).outlineColor,
+                          getComputedStyle(document.querySelector('.draw-panel')).backgroundColor]"""
+            )
+            assert contrast(ring, panel) >= 3.0, (ring, panel)
     # Disabled Undo and Clear are skipped until there is something to undo.
-    assert focused[:3] == ["pad", "upload", "brush"]
+    assert focused[:5] == ["mode-digit", "mode-number", "pad", "upload", "brush"]
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG contrast ratio of two CSS rgb() colours."""
+
+    def luminance(colour: str) -> float:
+        channels = [int(value) / 255 for value in re.findall(r"\d+", colour)[:3]]
+        linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    lighter, darker = sorted((luminance(first), luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
 
 
 def test_brush_size_changes_the_stroke(desktop: tuple[Page, PageWatcher]) -> None:
@@ -379,3 +409,274 @@ def test_the_api_docs_work_offline(browser: Browser, server_url: str) -> None:
     assert set(outside) <= {REDOC_LOGO}
     # Anything else refused by the Content-Security-Policy would show as a console error.
     assert [error for error in watcher.errors if REDOC_LOGO not in error] == []
+
+
+# Digits as a mouse writes them: strokes of points in a digit's box (fractions of it).
+DIGIT_STROKES = {
+    "0": [[(0.5, 0.05), (0.2, 0.2), (0.12, 0.5), (0.2, 0.82), (0.5, 0.95), (0.8, 0.82),
+           (0.88, 0.5), (0.8, 0.2), (0.5, 0.05)]],
+    "2": [[(0.15, 0.28), (0.35, 0.08), (0.65, 0.08), (0.82, 0.28), (0.7, 0.5), (0.15, 0.92),
+           (0.88, 0.92)]],
+    "4": [[(0.55, 0.05), (0.1, 0.62), (0.9, 0.62)], [(0.65, 0.3), (0.65, 0.95)]],
+    "6": [[(0.72, 0.06), (0.4, 0.25), (0.2, 0.55), (0.25, 0.85), (0.5, 0.95), (0.75, 0.8),
+           (0.7, 0.58), (0.45, 0.5), (0.22, 0.62)]],
+}  # fmt: skip
+
+
+def write_number(page: Page, number: str) -> None:
+    """Each digit of `number` with the mouse, left to right across the number pad."""
+    width = 0.13  # of the pad's width; the pad is 2.8 times as wide as high
+    for position, digit in enumerate(number):
+        left = 0.08 + position * 0.2
+        draw_with_mouse(
+            page,
+            [
+                [(left + x * width, 0.15 + y * 0.7) for x, y in stroke]
+                for stroke in DIGIT_STROKES[digit]
+            ],
+        )
+
+
+@pytest.mark.parametrize("number", ["42", "2026"])
+def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], number: str):
+    page, _ = desktop
+    page.get_by_role("button", name="A number").click()
+    expect(page.get_by_role("button", name="A number")).to_have_attribute("aria-pressed", "true")
+    write_number(page, number)
+    expect(page.locator("#digit")).to_have_text(number)
+    expect(page.locator("#status")).to_have_text(f"Read: {number}.")
+    digits = page.locator("#number-digits button")
+    expect(digits).to_have_count(len(number))
+    # The last digit written is chosen: its chart and input are shown.
+    expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", number[-1])
+    screenshot(page, f"number-{number}")
+
+    # Choosing another digit, by click or by keyboard, shows its chart.
+    digits.first.click()
+    expect(digits.first).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", number[0])
+    page.keyboard.press("ArrowRight")
+    expect(digits.nth(1)).to_be_focused()
+    expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", number[1])
+    # The boxes of the digits are drawn over the pad.
+    boxed_pixels = page.evaluate(
+        """() => {
+            const canvas = document.getElementById("boxes");
+            const { width, height } = canvas;
+            const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+            let count = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count += 1;
+            return count;
+        }"""
+    )
+    assert boxed_pixels > 1000
+
+
+def test_one_digit_mode_says_when_it_sees_several(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+    for position, stroke in enumerate([ONE[0], ONE[0]]):
+        draw_with_mouse(page, [[(x - 0.25 + 0.5 * position, y) for x, y in stroke]])
+    expect(page.locator("#status")).to_have_text(re.compile("This looks like 2 digits"))
+
+
+def test_live_answers_arrive_over_a_slow_network(browser: Browser, server_url: str) -> None:
+    context = browser.new_context()
+    page, watcher = open_page(context, server_url)
+    session = context.new_cdp_session(page)
+    session.send("Network.enable")
+    session.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 300, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    box = pad_box(page)
+    x = box["x"] + 0.5 * box["width"]
+    page.mouse.move(x, box["y"] + 0.15 * box["height"])
+    page.mouse.down()
+    # A slow stroke of three seconds: answers must arrive while it goes on, each round trip
+    # taking twice as long as the interval between live requests.
+    for step in range(60):
+        page.mouse.move(x, box["y"] + (0.15 + 0.012 * step) * box["height"])
+        page.wait_for_timeout(50)
+    live = page.locator("#digit").inner_text()
+    page.mouse.up()
+    assert live != "?", "no answer arrived while drawing"
+    expect_prediction(page, 1)
+    context.close()
+    # The first live request, of a stroke just begun, is too faint to read: 422.
+    assert [error for error in watcher.errors if "422" not in error] == []
+
+
+def test_escape_and_undo_in_the_middle_of_a_stroke(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+    box = pad_box(page)
+    x = box["x"] + 0.5 * box["width"]
+    for key in ("Escape", "Control+z"):
+        page.mouse.move(x, box["y"] + 0.2 * box["height"])
+        page.mouse.down()
+        page.mouse.move(x, box["y"] + 0.6 * box["height"], steps=10)
+        page.keyboard.press(key)
+        # The stroke is gone; the rest of the pointer's way draws nothing.
+        page.mouse.move(x, box["y"] + 0.8 * box["height"], steps=5)
+        page.mouse.up()
+        assert pad_is_blank(page)
+        expect(page.locator("#digit")).to_have_text("?")
+    # Drawing goes on as before, with answers.
+    draw_with_mouse(page, ONE)
+    expect_prediction(page, 1)
+
+
+def test_undo_of_an_upload_lets_the_same_file_be_chosen_again(
+    desktop: tuple[Page, PageWatcher], mnist: MnistData, tmp_path: Path
+) -> None:
+    page, _ = desktop
+    upload = tmp_path / "two.png"
+    upload.write_bytes(encode(Image.fromarray(mnist.x_test[1]).resize((140, 140))))
+    page.locator("#upload").set_input_files(upload)
+    expect_prediction(page, 2)
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("#digit")).to_have_text("?")
+    assert pad_is_blank(page)
+    page.locator("#upload").set_input_files(upload)
+    expect_prediction(page, 2)
+
+
+def test_the_servers_own_error_is_shown(browser: Browser, server_url: str) -> None:
+    context = browser.new_context()
+    page, watcher = open_page(context, server_url)
+    page.route(
+        "**/api/predict*",
+        lambda route: route.fulfill(
+            status=413, content_type="application/json", body='{"detail": "Content Too Large"}'
+        ),
+    )
+    draw_with_mouse(page, ONE)
+    expect(page.locator("#status")).to_have_text(
+        "The server could not read it (413): Content Too Large."
+    )
+    context.close()
+    assert [error for error in watcher.errors if "413" not in error] == []
+
+
+def painted_pixels(page: Page, selector: str) -> int:
+    """How many pixels of the canvas are painted (not fully transparent)."""
+    return page.evaluate(
+        """(selector) => {
+            const canvas = document.querySelector(selector);
+            const { width, height } = canvas;
+            const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+            let count = 0;
+            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count += 1;
+            return count;
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_inside_the_network_follows_the_drawing(browser: Browser, server_url: str, scheme):
+    context = browser.new_context(viewport={"width": 1100, "height": 1400}, color_scheme=scheme)
+    page, watcher = open_page(context, server_url)
+    inside = page.locator("#inside")
+    expect(inside).not_to_have_attribute("open", "")  # folded by default
+    page.get_by_text("Inside the network").click()
+    expect(page.locator("#inside-status")).to_have_text("Draw to look inside the network.")
+
+    draw_with_mouse(page, SEVEN)
+    expect_prediction(page, 7)
+    served = page.locator('.explained[data-model="default"]')
+    expect(served.locator(".explained-title")).to_have_text(re.compile(r"The served model: 7, "))
+    expect(served.locator(".hidden-text")).to_have_text(re.compile(r"^\d+ of 512 units active"))
+    expect(served.locator(".logit.top .logit-label")).to_have_text("7")
+    expect(served.locator(".units li")).to_have_count(8)
+    expect(served.locator(".evidence-text")).to_have_text(re.compile(r"^The logit of 7 is "))
+    assert painted_pixels(page, '.explained[data-model="default"] .evidence-map') > 40
+    answer_map = served.locator(".evidence-map").get_attribute("aria-label")
+
+    # Why not the runner-up: its own logit, its own map.
+    runner_up = served.locator(".evidence-runner-up")
+    runner_up_digit = re.search(r"\d", runner_up.inner_text()).group()
+    runner_up.click()
+    expect(runner_up).to_have_attribute("aria-pressed", "true")
+    expect(served.locator(".evidence-text")).to_have_text(
+        re.compile(rf"^The logit of {runner_up_digit} is ")
+    )
+    assert served.locator(".evidence-map").get_attribute("aria-label") != answer_map
+
+    # The book's recipe beside it, on the same drawing.
+    page.get_by_label("Show the book's recipe", exact=False).check()
+    book = page.locator('.explained[data-model="seed"]')
+    expect(book.locator(".explained-title")).to_have_text(re.compile(r"The book's recipe: \d, "))
+    expect(book.locator(".logit")).to_have_count(10)
+
+    # Drawing on changes what is shown inside: a stroke more, new numbers.
+    before = served.locator(".hidden-text").inner_text()
+    draw_with_mouse(page, [[(0.35, 0.5), (0.65, 0.5)]])
+    expect(served.locator(".hidden-text")).not_to_have_text(before)
+    screenshot(page, f"inside-the-network-{scheme}")
+    context.close()
+    assert watcher.errors == []
+
+
+def test_inside_the_network_on_a_phone(browser: Browser, server_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page, watcher = open_page(context, server_url)
+    page.get_by_text("Inside the network").click()
+    page.locator("#pad").scroll_into_view_if_needed()
+    draw_with_mouse(page, SEVEN)
+    expect(page.locator('.explained[data-model="default"] .units li')).to_have_count(8)
+    page.locator("#inside").scroll_into_view_if_needed()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    screenshot(page, "inside-the-network-phone")
+    context.close()
+    assert watcher.errors == []
+
+
+def test_correcting_the_model(desktop: tuple[Page, PageWatcher], corrections_database: str):
+    page, _ = desktop
+    count = page.locator("#feedback-count")
+    expect(count).to_have_text(re.compile(r"^[\d,]+ corrections? collected so far\.$"))
+    before = int(re.match(r"[\d,]+", count.inner_text()).group().replace(",", ""))
+    expect(page.locator("#feedback")).to_be_hidden()  # nothing to correct yet
+    draw_with_mouse(page, SEVEN)
+    expect_prediction(page, 7)
+    page.get_by_role("button", name="Wrong: it was a 4").click()
+    expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as a 4"))
+    expect(count).to_have_text(
+        f"{before + 1:,} correction{'s' if before else ''} collected so far."
+    )
+    with Session(create_engine(corrections_database)) as session:
+        stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
+    assert (stored.label, stored.model_digit, stored.claimed_prediction) == (4, 7, 7)
+    assert stored.pointer_type == "mouse"
+    assert len(stored.model_input) == 784
+    screenshot(page, "corrected")
+
+
+def test_correcting_one_digit_of_a_number(
+    desktop: tuple[Page, PageWatcher], corrections_database: str
+) -> None:
+    page, _ = desktop
+    page.get_by_role("button", name="A number").click()
+    write_number(page, "42")
+    expect(page.locator("#digit")).to_have_text("42")
+    page.locator("#number-digits button").first.click()
+    page.get_by_role("button", name="Right", exact=True).click()
+    expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as right"))
+    with Session(create_engine(corrections_database)) as session:
+        stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
+    # The chosen digit alone was sent, cut out of the pad: the server read a 4 in it.
+    assert (stored.label, stored.model_digit, stored.claimed_prediction) == (4, 4, 4)
+
+
+def test_the_page_says_when_the_model_hesitates(browser: Browser, server_url: str) -> None:
+    context = browser.new_context()
+    page, watcher = open_page(context, server_url)
+    # An answer split between two digits, as a long-flagged 1 can get: 7 at 55 %, 1 at 40 %.
+    probabilities = [0.01, 0.4] + [0.01] * 5 + [0.55, 0.0, 0.0]
+    hesitant = {"digit": 7, "confidence": 0.55, "probabilities": probabilities}
+    page.route("**/api/predict*", lambda route: route.fulfill(json=hesitant))
+    draw_with_mouse(page, ONE)
+    expect(page.locator("#confidence")).to_have_text("A 7 or a 1? 55.0% against 40.0%")
+    expect(page.locator("#status")).to_have_text("Prediction: 7, 55.0%, or perhaps a 1.")
+    context.close()
+    assert watcher.errors == []

@@ -15,8 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from app.paths import PROJECT_ROOT
 from tests.conftest import RunningServer, free_port, wait_until_ready
+
+pytestmark = pytest.mark.slow
 
 REQUEST_HEAD = b"POST /api/predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
 

@@ -8,16 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.training.data import (
-    IDX_FILE_NAMES,
-    IMAGES_MAGIC,
-    LABELS_MAGIC,
-    MnistData,
-    MnistDataError,
-    load_idx_directory,
-    read_idx,
-    to_model_input,
-)
+from app.idx import IDX_FILE_NAMES, IMAGES_MAGIC, LABELS_MAGIC, MnistDataError, read_idx
+from app.training.data import MnistData, load_idx_directory, to_model_input
 from tests.conftest import run_module
 
 

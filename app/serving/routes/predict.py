@@ -7,34 +7,28 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 
 from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
-from app.serving.image_files import png_header
-from app.serving.inference import DenseClassifier
-from app.serving.isolation import IsolatedPreprocessing, ServiceBusyError
-from app.serving.metrics import (
-    INFERENCE_SECONDS,
-    PREPROCESSED_INLINE,
-    PREPROCESSED_ISOLATED,
-    count_prediction,
-    count_rejection,
-)
-from app.serving.preprocessing import Limits, PreprocessError, check_format, preprocess
+from app.serving.inference import DenseClassifier, evidence, forward_pass
+from app.serving.isolation import ServiceBusyError
+from app.serving.metrics import INFERENCE_SECONDS, count_prediction, count_rejection, preprocessed
+from app.serving.preprocessing import Limits, PreprocessError
 from app.serving.schemas import (
     BatchPrediction,
     BatchResult,
     ErrorResponse,
+    Explanation,
+    HiddenUnit,
     ImageError,
+    PixelEvidence,
     PixelsRequest,
     Prediction,
 )
+from app.serving.segmentation import preprocess_counting_digits
 from app.serving.settings import Settings
 from app.serving.uploads import RAW_IMAGE_BODY, ImageBytes
 
-# Canvas exports up to this many pixels (the page's 560x560 canvas, a 640x640 one) are
-# preprocessed on the event loop: a millisecond or two, less than handing them elsewhere.
-INLINE_MAX_PIXELS = 640 * 640
-
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Unparsable body (multipart or JSON)"},
+    404: {"model": ErrorResponse, "description": "The ?model= asked for is not served here"},
     408: {"model": ErrorResponse, "description": "The request did not arrive in time"},
     413: {"model": ErrorResponse, "description": "Body, image or image count too large"},
     415: {"model": ErrorResponse, "description": "Not a supported image"},
@@ -52,6 +46,15 @@ pixels_router = APIRouter(prefix="/api/predict", tags=["prediction"], responses=
 IncludeInput = Annotated[
     bool, Query(description="Also return the 28x28 input the model saw, as rows of floats.")
 ]
+Explain = Annotated[
+    bool,
+    Query(
+        description="Also return how the network reached the answer: hidden activations, "
+        "logits, each pixel's part of the top two logits, the strongest hidden units."
+    ),
+]
+# How many of the hidden units that added most to the answer are shown, with their weights.
+EXPLAINED_UNITS = 8
 
 
 def image_limits(settings: Settings) -> Limits:
@@ -64,16 +67,63 @@ def forward(classifier: DenseClassifier, inputs: np.ndarray) -> np.ndarray:
         return classifier.predict(inputs)
 
 
-def to_prediction(probabilities: np.ndarray, model_input: np.ndarray | None = None) -> Prediction:
+def to_prediction(
+    probabilities: np.ndarray, model_input: np.ndarray | None = None, digits_found: int = 1
+) -> Prediction:
     digit = int(probabilities.argmax())
     count_prediction(digit)
     return Prediction(
         digit=digit,
         confidence=float(probabilities[digit]),
         probabilities=probabilities.tolist(),
-        input=None
-        if model_input is None
-        else model_input.reshape(IMAGE_SIDE, IMAGE_SIDE).round(4).tolist(),
+        input=None if model_input is None else rows_of(model_input),
+        digits_found=digits_found if digits_found > 1 else None,
+    )
+
+
+def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Rounded in 64 bits: a float32 0.1235 is 0.12349999696016312 once in JSON."""
+    return values.astype(np.float64).round(decimals)
+
+
+def rows_of(values: np.ndarray, decimals: int = 4) -> list[list[float]]:
+    """784 values as 28 rows of floats, rounded for JSON."""
+    return rounded(values, decimals).reshape(IMAGE_SIDE, IMAGE_SIDE).tolist()
+
+
+def explanation_of(classifier: DenseClassifier, model_input: np.ndarray) -> Explanation:
+    """The forward pass of one input, with the evidence for its top two digits."""
+    passed = forward_pass(classifier, model_input)
+    predicted, runner_up = (int(digit) for digit in np.argsort(passed.probabilities)[::-1][:2])
+    contributions = passed.hidden * classifier.output_weights[:, predicted]
+    strongest = np.argsort(contributions)[::-1][:EXPLAINED_UNITS]
+    # Six decimals: the 784 pixel terms and the bias terms add up to the logit within 1e-4.
+    return Explanation(
+        hidden=rounded(passed.hidden, 4).tolist(),
+        active_units=int(np.count_nonzero(passed.hidden)),
+        logits=rounded(passed.logits, 6).tolist(),
+        temperature=classifier.temperature,
+        evidence=[
+            PixelEvidence(
+                digit=terms.digit,
+                pixels=rows_of(terms.pixels, 6),
+                hidden_bias=round(terms.hidden_bias, 6),
+                output_bias=round(terms.output_bias, 6),
+            )
+            for terms in (
+                evidence(classifier, model_input, passed.hidden, digit)
+                for digit in (predicted, runner_up)
+            )
+        ],
+        units=[
+            HiddenUnit(
+                unit=int(unit),
+                activation=round(float(passed.hidden[unit]), 4),
+                contribution=round(float(contributions[unit]), 4),
+                weights=rows_of(classifier.hidden_weights[:, unit]),
+            )
+            for unit in strongest
+        ],
     )
 
 
@@ -86,34 +136,27 @@ def to_prediction(probabilities: np.ndarray, model_input: np.ndarray | None = No
     summary="Classify one image of a handwritten digit",
 )
 async def predict_image(
+    *,
     image: ImageBytes,
     settings: SettingsDep,
     classifier: ClassifierDep,
     isolation: IsolationDep,
     include_input: IncludeInput = False,
+    explain: Explain = False,
 ) -> Prediction:
     """PNG, JPEG, WebP, GIF or BMP, any colours: dark on light, light on dark, transparent.
 
     `curl -F file=@digit.png http://localhost:8000/api/predict`, or the raw bytes with
     `Content-Type: image/png`.
     """
-    model_input = await preprocess_image(image, image_limits(settings), isolation)
+    model_input, digits_found = await preprocessed(
+        isolation, preprocess_counting_digits, image, image_limits(settings)
+    )
     probabilities = forward(classifier, model_input[np.newaxis])[0]
-    return to_prediction(probabilities, model_input if include_input else None)
-
-
-async def preprocess_image(
-    data: bytes, limits: Limits, isolation: IsolatedPreprocessing
-) -> np.ndarray:
-    """The model input of an image: a canvas export here, anything else in an isolated
-    process, where its decoding cannot hold the event loop or the server's memory."""
-    check_format(data)  # bytes of no image format are refused here, without a process
-    header = png_header(data)
-    if header is not None and header.is_canvas_export(INLINE_MAX_PIXELS):
-        with PREPROCESSED_INLINE.time():
-            return preprocess(data, limits)
-    with PREPROCESSED_ISOLATED.time():
-        return await isolation.preprocess(data, limits)
+    prediction = to_prediction(probabilities, model_input if include_input else None, digits_found)
+    if explain:
+        prediction.explanation = explanation_of(classifier, model_input)
+    return prediction
 
 
 @router.post(
@@ -133,11 +176,15 @@ async def predict_batch(
     if len(files) > settings.max_batch_images:
         raise HTTPException(413, f"at most {settings.max_batch_images} images per request")
     limits = image_limits(settings)
-    inputs: list[np.ndarray | ImageError] = []
+    inputs: list[tuple[np.ndarray, int] | ImageError] = []
     for upload in files:
         # One at a time: a batch takes one decoding slot, not all of them.
         try:
-            inputs.append(await preprocess_image(await upload.read(), limits, isolation))
+            inputs.append(
+                await preprocessed(
+                    isolation, preprocess_counting_digits, await upload.read(), limits
+                )
+            )
         except PreprocessError as error:
             # Only the status and message are kept: the exception's traceback would keep
             # the decoded arrays of its frames alive as long as the results.
@@ -146,15 +193,18 @@ async def predict_batch(
         except ServiceBusyError as busy:
             count_rejection(503, busy.reason)
             inputs.append(ImageError(status=503, detail=str(busy)))
-    valid = [model_input for model_input in inputs if isinstance(model_input, np.ndarray)]
+    valid = [read[0] for read in inputs if not isinstance(read, ImageError)]
     # One forward pass for the whole batch.
     probabilities = iter(forward(classifier, np.stack(valid)) if valid else ())
     results = []
-    for upload, model_input in zip(files, inputs, strict=True):
-        if isinstance(model_input, ImageError):
-            results.append(BatchResult(filename=upload.filename, error=model_input))
+    for upload, read in zip(files, inputs, strict=True):
+        if isinstance(read, ImageError):
+            results.append(BatchResult(filename=upload.filename, error=read))
         else:
-            prediction = to_prediction(next(probabilities), model_input if include_input else None)
+            model_input, digits_found = read
+            prediction = to_prediction(
+                next(probabilities), model_input if include_input else None, digits_found
+            )
             results.append(BatchResult(filename=upload.filename, prediction=prediction))
     return BatchPrediction(results=results)
 
@@ -177,7 +227,12 @@ def pixels_to_input(pixels: list[float] | list[list[float]]) -> np.ndarray:
     response_model_exclude_none=True,
     summary="Classify a 28x28 input prepared by the client",
 )
-async def predict_pixels(payload: PixelsRequest, classifier: ClassifierDep) -> Prediction:
+async def predict_pixels(
+    payload: PixelsRequest, classifier: ClassifierDep, explain: Explain = False
+) -> Prediction:
     """For clients that preprocess themselves: MNIST form, white (1) digit on black (0)."""
-    probabilities = forward(classifier, pixels_to_input(payload.pixels)[np.newaxis])[0]
-    return to_prediction(probabilities)
+    model_input = pixels_to_input(payload.pixels)
+    prediction = to_prediction(forward(classifier, model_input[np.newaxis])[0])
+    if explain:
+        prediction.explanation = explanation_of(classifier, model_input)
+    return prediction

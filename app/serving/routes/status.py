@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from app.serving.dependencies import ClassifierDep, ModelCardDep
-from app.serving.schemas import ErrorResponse, ModelCard, Status
+from app.serving.dependencies import ModelCardDep, ModelsDep
+from app.serving.schemas import ErrorResponse, ModelCard, ServedModel, Status
 
 router = APIRouter()
 
@@ -12,6 +12,19 @@ router = APIRouter()
 async def model_card(card: ModelCardDep) -> ModelCard:
     """Architecture, hyper-parameters, training data and its hashes, test accuracy."""
     return ModelCard.model_validate(card)
+
+
+@router.get("/api/models", tags=["model"], summary="The models served, with their cards")
+async def served_models(models: ModelsDep) -> list[ServedModel]:
+    """The served default and the book's recipe beside it; choose one with `?model=`."""
+    return [
+        ServedModel(
+            name=model.name,
+            description=model.description,
+            card=ModelCard.model_validate(model.card),
+        )
+        for model in models.values()
+    ]
 
 
 # HEAD as well as GET: load balancers and uptime probes often ask with HEAD.
@@ -28,5 +41,5 @@ async def healthz() -> Status:
     responses={503: {"model": ErrorResponse, "description": "The model is not loaded"}},
     summary="The model is loaded and serving",
 )
-async def readyz(_: ClassifierDep) -> Status:
+async def readyz(_: ModelsDep) -> Status:
     return Status(status="ready")

@@ -1,0 +1,94 @@
+"""Reading whole numbers, measured: seeded numbers of 2-6 MNIST test digits, written as
+people write them (app.training.numbers), read through the server's own segmentation and
+preprocessing (bytes to digits), each digit then classified by the model.
+
+Two sets: "numbers" with the gaps people leave between digits, and "tight" where the digits
+almost touch. Each reports number accuracy (every digit right, none missing or extra),
+digit-count accuracy, and per-digit accuracy over the numbers whose count was right.
+"""
+
+import multiprocessing
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.serving.inference import DenseClassifier
+from app.serving.preprocessing import Limits
+from app.serving.segmentation import read_digits
+from app.training.numbers import random_number_style, write_number
+
+NUMBERS_SEED = 20261129
+DIGIT_COUNTS = (2, 6)
+
+
+@dataclass(frozen=True)
+class NumberJob:
+    digits: np.ndarray  # (count, 28, 28) uint8
+    labels: str
+    tight: bool
+    seed: int
+
+
+@dataclass(frozen=True)
+class NumberMeasure:
+    number_accuracy: float
+    count_accuracy: float
+    digit_accuracy: float  # over the numbers whose digit count was read right
+    numbers: int
+
+    def as_card(self, prefix: str) -> dict[str, float | int]:
+        return {
+            f"{prefix}_number_accuracy": self.number_accuracy,
+            f"{prefix}_count_accuracy": self.count_accuracy,
+            f"{prefix}_digit_accuracy": self.digit_accuracy,
+            f"{prefix}_count": self.numbers,
+        }
+
+
+def number_jobs(
+    images: np.ndarray, labels: np.ndarray, count: int, *, tight: bool
+) -> list[NumberJob]:
+    """`count` seeded numbers of 2-6 distinct test digits each."""
+    rng = np.random.default_rng([NUMBERS_SEED, int(tight)])
+    jobs = []
+    for _ in range(count):
+        length = int(rng.integers(DIGIT_COUNTS[0], DIGIT_COUNTS[1] + 1))
+        chosen = rng.choice(len(images), length, replace=False)
+        text = "".join(str(int(label)) for label in labels[chosen])
+        jobs.append(NumberJob(images[chosen], text, tight, int(rng.integers(2**32))))
+    return jobs
+
+
+def read_inputs(job: NumberJob) -> np.ndarray:
+    """The model inputs of the digits the server finds in the written number, (n, 784)."""
+    style = random_number_style(np.random.default_rng(job.seed), len(job.labels), tight=job.tight)
+    written = write_number(job.digits, style)
+    return np.stack([digit.model_input for digit in read_digits(written.image, Limits())])
+
+
+def measure_numbers(
+    classifier: DenseClassifier, jobs: list[NumberJob], workers: int
+) -> NumberMeasure:
+    if workers <= 1:
+        found = [read_inputs(job) for job in jobs]
+    else:
+        # Spawned, not forked: the parent may already hold TensorFlow's threads.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            found = pool.map(read_inputs, jobs, chunksize=16)
+    predictions = classifier.predict(np.concatenate(found)).argmax(axis=1)
+    right = counted = digits_right = digits_counted = 0
+    start = 0
+    for job, inputs in zip(jobs, found, strict=True):
+        read = "".join(str(int(digit)) for digit in predictions[start : start + len(inputs)])
+        start += len(inputs)
+        right += read == job.labels
+        if len(read) == len(job.labels):
+            counted += 1
+            digits_right += sum(a == b for a, b in zip(read, job.labels, strict=True))
+            digits_counted += len(read)
+    return NumberMeasure(
+        number_accuracy=round(right / len(jobs), 4),
+        count_accuracy=round(counted / len(jobs), 4),
+        digit_accuracy=round(digits_right / max(1, digits_counted), 4),
+        numbers=len(jobs),
+    )

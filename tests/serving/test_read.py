@@ -1,0 +1,109 @@
+"""Reading whole numbers: MNIST test digits drawn side by side on a wide canvas, as the
+page's number pad or a program sends them, read digit by digit."""
+
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image, ImageDraw
+
+from app.serving.preprocessing import Limits
+from app.serving.segmentation import find_digits, read_digits
+from app.training.data import MnistData
+from app.training.drawings import DrawingStyle, render_drawing
+from tests.conftest import encode
+
+PNG = {"Content-Type": "image/png"}
+
+
+def number_drawing(
+    mnist: MnistData, indices: list[int], height: int = 150, gap: float = 0.4
+) -> tuple[bytes, str, list[tuple[int, int]]]:
+    """The test digits at `indices` drawn left to right on a 1120x400 transparent canvas,
+    `gap` of a digit's height apart; the PNG, the number, and each digit's columns."""
+    canvas = Image.new("RGBA", (1120, 400), (0, 0, 0, 0))
+    x, columns = 40, []
+    for index in indices:
+        style = DrawingStyle(canvas_size=(height, 400), digit_height=0.9 * height,
+                             background="transparent")  # fmt: skip
+        digit = Image.open(io.BytesIO(render_drawing(mnist.x_test[index], style)))
+        left, _, right, _ = digit.getbbox()
+        canvas.alpha_composite(digit, (x - left, 0))
+        columns.append((x, x + right - left))
+        x += right - left + round(gap * height)
+    number = "".join(str(mnist.y_test[index]) for index in indices)
+    return encode(canvas), number, columns
+
+
+@pytest.mark.parametrize("indices", [[1, 2], [3, 4, 5, 6], [11, 12, 13, 14, 15, 16]])
+def test_numbers_are_read_digit_by_digit(client: TestClient, mnist: MnistData, indices):
+    png, number, columns = number_drawing(mnist, indices)
+    response = client.post("/api/read?include_input=true", content=png, headers=PNG)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["number"] == number
+    for digit, (left, right) in zip(body["digits"], columns, strict=True):
+        x, _, width, height = digit["box"]
+        # The box is in the uploaded image's pixels, around that digit's strokes.
+        assert abs(x - left) <= 4 and abs(x + width - right) <= 4
+        assert 100 < height < 150
+        assert len(digit["input"]) == 28
+        assert sum(digit["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_single_digit_says_when_the_image_holds_several(client: TestClient, mnist):
+    png, _, _ = number_drawing(mnist, [1, 2, 3])
+    several = client.post("/api/predict", content=png, headers=PNG).json()
+    assert several["digits_found"] == 3
+    one, _, _ = number_drawing(mnist, [1])
+    assert "digits_found" not in client.post("/api/predict", content=one, headers=PNG).json()
+
+
+def strokes(size: tuple[int, int], lines: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """8-bit ink (white on black) of straight strokes 12 pixels wide."""
+    image = Image.new("L", size, 0)
+    for line in lines:
+        ImageDraw.Draw(image).line(line, fill=255, width=12)
+    return np.asarray(image)
+
+
+def test_parts_of_one_digit_drawn_apart_stay_one_digit() -> None:
+    # A "5" whose top bar was lifted off, a "4" in two strokes, a "1" with a dot above.
+    five = [(60, 40, 120, 40), (60, 50, 60, 110), (60, 110, 120, 150), (120, 150, 60, 200)]
+    four = [(200, 40, 170, 140), (170, 140, 250, 140), (230, 60, 230, 210)]
+    one = [(320, 80, 320, 210), (320, 40, 320, 44)]
+    ink = strokes((400, 240), five + four + one)
+    assert [(digit.left, digit.left + digit.width) for digit in find_digits(ink)[1]] == [
+        pytest.approx((54, 126), abs=2),
+        pytest.approx((164, 251), abs=2),
+        pytest.approx((314, 326), abs=2),
+    ]
+
+
+def test_two_digits_that_touch_lightly_are_split() -> None:
+    # "00", the two joined by a thin stroke: one piece, much wider than tall.
+    image = Image.new("L", (260, 240), 0)
+    pen = ImageDraw.Draw(image)
+    pen.ellipse((10, 40, 110, 200), outline=255, width=12)
+    pen.ellipse((130, 40, 230, 200), outline=255, width=12)
+    pen.line((105, 120, 135, 120), fill=255, width=3)
+    first, second = find_digits(np.asarray(image))[1]
+    # Cut within the thin joint (columns 110 to 130): each "0" whole.
+    assert first.left == 10 and second.left + second.width == 231
+    assert 109 <= first.left + first.width <= second.left <= 131
+
+
+def test_specks_are_not_digits() -> None:
+    ink = strokes((300, 240), [(150, 40, 150, 200), (40, 220, 42, 222)])
+    assert len(find_digits(ink)[1]) == 1
+
+
+def test_boxes_map_back_to_a_large_photo(mnist: MnistData) -> None:
+    # A 2400x800 photo is read at a reduced size; its boxes are in the photo's own pixels.
+    png, number, columns = number_drawing(mnist, [1, 2])
+    photo = Image.open(io.BytesIO(png)).resize((2240, 800))
+    read = read_digits(encode(photo), Limits())
+    assert len(read) == len(number)
+    for digit, (left, _) in zip(read, columns, strict=True):
+        assert abs(digit.box[0] - 2 * left) <= 8
