@@ -40,6 +40,7 @@ APP_IMAGE=digit-canvas:scale-app
 APP_IMAGE_V2=digit-canvas:scale-app-v2 # the same image under a new name: a new version
 BUILDER_IMAGE=digit-canvas:scale-app-builder
 LB_IMAGE=digit-canvas:scale-lb
+DB_IMAGE=digit-canvas:scale-db
 export DOCKER_BUILDKIT=0 # the classic builder: what every Docker daemon has
 
 log() { printf '\n== %s\n' "$*"; }
@@ -71,6 +72,7 @@ cleanup() {
       docker service ps --no-trunc "${STACK}_app" "${STACK}_lb" >&2 || true
       docker service logs --tail 20 "${STACK}_app" >&2 || true
       docker service logs --tail 20 "${STACK}_lb" >&2 || true
+      docker service logs --tail 20 "${STACK}_db" >&2 || true
     fi
     docker stack rm "$STACK" >/dev/null 2>&1 || true
     # Services go at once; their containers and network a few seconds later.
@@ -79,6 +81,8 @@ cleanup() {
         -z "$(docker network ls -q --filter "label=com.docker.stack.namespace=$STACK")" ]] && break
       sleep 1
     done
+    # The database's volume outlives a stack by design; this test's goes with it.
+    docker volume rm "${STACK}_db-data" >/dev/null 2>&1 || true
   fi
   if [[ $made_swarm -eq 1 ]]; then
     docker swarm leave --force >/dev/null 2>&1 || true
@@ -93,9 +97,10 @@ cleanup() {
   fi
   if [[ $built -eq 1 && "${KEEP_IMAGES:-0}" != 1 ]]; then
     # Also removes the intermediate images of each build (they have no other tag).
-    docker rmi "$APP_IMAGE" "$APP_IMAGE_V2" "$BUILDER_IMAGE" "$LB_IMAGE" >/dev/null 2>&1 || true
+    docker rmi "$APP_IMAGE" "$APP_IMAGE_V2" "$BUILDER_IMAGE" "$LB_IMAGE" "$DB_IMAGE" \
+      >/dev/null 2>&1 || true
   elif [[ $built -eq 1 ]]; then
-    echo "Kept $APP_IMAGE, $APP_IMAGE_V2, $BUILDER_IMAGE and $LB_IMAGE (KEEP_IMAGES=1)."
+    echo "Kept $APP_IMAGE, $APP_IMAGE_V2, $BUILDER_IMAGE, $LB_IMAGE and $DB_IMAGE (KEEP_IMAGES=1)."
   fi
   rm -rf "$workdir"
   exit "$status"
@@ -146,13 +151,13 @@ wait_for_replicas() {
 # wrk against the balancer for $2 seconds, its report in the file $1.
 wrk_command=()
 run_wrk() {
-  BENCH_BODY="$workdir/body" BENCH_BOUNDARY="$boundary" "${wrk_command[@]}" \
-    --duration "${2}s" "$url/api/predict" >"$1"
+  BENCH_BODY="$workdir/body" BENCH_CONTENT_TYPE="multipart/form-data; boundary=$boundary" \
+    "${wrk_command[@]}" --duration "${2}s" "$url/api/predict" >"$1"
 }
 # The same in the background, wrk's own pid in wrk_pid (SIGINT: it stops and reports).
 start_wrk() {
-  BENCH_BODY="$workdir/body" BENCH_BOUNDARY="$boundary" "${wrk_command[@]}" \
-    --duration "${2}s" "$url/api/predict" >"$1" &
+  BENCH_BODY="$workdir/body" BENCH_CONTENT_TYPE="multipart/form-data; boundary=$boundary" \
+    "${wrk_command[@]}" --duration "${2}s" "$url/api/predict" >"$1" &
   wrk_pid=$!
 }
 
@@ -217,9 +222,17 @@ PY
 }
 
 # deploy IMAGE REPLICAS LOG_LEVEL
+db_password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 deploy() {
-  APP_IMAGE=$1 LB_IMAGE=$LB_IMAGE REPLICAS=$2 PUBLIC_PORT=$port LOG_LEVEL=$3 \
+  APP_IMAGE=$1 LB_IMAGE=$LB_IMAGE DB_IMAGE=$DB_IMAGE DB_PASSWORD=$db_password REPLICAS=$2 \
+    PUBLIC_PORT=$port LOG_LEVEL=$3 \
     docker stack deploy --resolve-image never -c deploy/compose.yaml "$STACK" >/dev/null
+}
+
+# corrections_total: how many corrections the replica that answers has in the database.
+corrections_total() {
+  curl --silent --fail --max-time 10 "$url/api/feedback/stats" |
+    "$VENV_PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["total"])'
 }
 
 # ---- the request sent: a real MNIST test digit drawn on a canvas, as the page sends it
@@ -251,13 +264,14 @@ echo "label $label, $(wc -c <"$workdir/body") bytes of multipart body"
 
 # ---- images
 
-log "Building $APP_IMAGE and $LB_IMAGE on $BASE_IMAGE"
+log "Building $APP_IMAGE, $LB_IMAGE and $DB_IMAGE on $BASE_IMAGE"
 build_start=$(now)
 built=1
 docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" --target builder -t "$BUILDER_IMAGE" . >/dev/null
 docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$APP_IMAGE" . >/dev/null
 docker tag "$APP_IMAGE" "$APP_IMAGE_V2"
 docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$LB_IMAGE" deploy/haproxy >/dev/null
+docker build --quiet --build-arg "BASE_IMAGE=$BASE_IMAGE" -t "$DB_IMAGE" deploy/postgres >/dev/null
 build_seconds=$(seconds_since "$build_start")
 echo "built in $build_seconds s"
 
@@ -278,7 +292,7 @@ with socket.socket() as probe:
     probe.bind(("127.0.0.1", 0))
     print(probe.getsockname()[1])')
 url="http://127.0.0.1:$port"
-wrk_command=(wrk --threads 1 --connections "$CONCURRENCY" --timeout 10s --script bench/predict.lua)
+wrk_command=(wrk --threads 1 --connections "$CONCURRENCY" --timeout 10s --script bench/post.lua)
 deploy_start=$(now)
 deployed=1
 # Throughput is measured without a log line per request: through Docker's log driver each
@@ -335,6 +349,27 @@ app_memory=$(docker stats --no-stream --format '{{.MemUsage}}' $(app_containers)
   awk '{ print $1 }' | paste -sd ' ')
 echo "memory of each replica after the load: $app_memory"
 
+# ---- corrections: every replica writes to and reads from the one database
+
+log "Corrections through the balancer, into the stack's PostgreSQL"
+deadline=$((SECONDS + 60))
+until status=$(curl --silent --output "$workdir/feedback" --write-out '%{http_code}' \
+  --max-time 10 -F "file=@$workdir/digit.jpg" -F "label=$label" "$url/api/feedback") &&
+  [[ "$status" == 201 ]]; do
+  # 503 until the database has made its cluster and accepts connections.
+  [[ "$status" == 503 ]] || fail "POST /api/feedback answered $status: $(cat "$workdir/feedback")"
+  ((SECONDS < deadline)) || fail "the corrections database did not answer in 60 s"
+  sleep 1
+done
+for _ in 1 2 3; do
+  curl --silent --fail --max-time 10 -F "file=@$workdir/digit.jpg" -F "label=$label" \
+    "$url/api/feedback" >/dev/null || fail "a correction was refused"
+done
+# The balancer sends consecutive requests to both replicas: each must see all four.
+totals=$(for _ in 1 2 3 4; do corrections_total; done | sort -u | paste -sd ' ')
+[[ "$totals" == 4 ]] || fail "the replicas report $totals corrections, 4 were acknowledged"
+echo "4 corrections acknowledged, and every replica counts 4: OK"
+
 # ---- a replica killed under load
 
 log "Killing a replica under load (SIGKILL; Swarm starts another)"
@@ -377,6 +412,9 @@ images=$(docker service ps --filter desired-state=running --format '{{.Image}}' 
   sort -u | paste -sd ' ')
 [[ "$images" == "$APP_IMAGE_V2" ]] || fail "the replicas run $images after the update"
 echo "both replicas run $APP_IMAGE_V2: OK"
+totals=$(for _ in 1 2 3 4; do corrections_total; done | sort -u | paste -sd ' ')
+[[ "$totals" == 4 ]] || fail "after the update the replicas report $totals corrections, not 4"
+echo "the 4 corrections, after a replica was killed and both replaced: OK"
 
 # ---- what operators see
 
@@ -416,6 +454,7 @@ echo "cores used by other work meanwhile:    $one_busy and $two_busy (of $(nproc
 echo "memory per replica after the load:     $app_memory"
 echo "a replica killed under load:           $kill_failed failed of $kill_requests requests"
 echo "rolling update under load:             $update_failed failed of $update_requests requests (target 0), $update_seconds s"
+echo "corrections in PostgreSQL:             4 written through the balancer, 4 seen by each replica, before and after"
 echo "whole test so far:                     $total_seconds s (target < $MAX_TOTAL_SECONDS s)"
 # Two replicas need two cores: with neighbours taking some, the figure is theirs.
 if awk -v a="$one_busy" -v b="$two_busy" -v max="$BUSY_LIMIT" 'BEGIN { exit !(a > max || b > max) }'; then

@@ -43,7 +43,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": deadline_protocol(settings.header_timeout_seconds),
         "limit_concurrency": settings.max_connections,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
-        "proxy_headers": False,
+        # The client's address from X-Forwarded-For, only when it comes from a proxy trusted
+        # by a setting.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": ",".join(settings.forwarded_allow_ips) or None,
     }
 
 

@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         False
     )
     cors_origins: Annotated[list[str], NoDecode, Field(validation_alias=_env("CORS_ORIGINS"))] = []
+    # Addresses (or networks, or "*") of proxies whose X-Forwarded-For gives the client's
+    # address, as the corrections' per-client rate limit needs behind a load balancer;
+    # none by default: a client could claim any address.
+    forwarded_allow_ips: Annotated[
+        list[str], NoDecode, Field(validation_alias=_env("FORWARDED_ALLOW_IPS"))
+    ] = []
     log_level: Annotated[LogLevel, Field(validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))] = "info"
     # text: uvicorn's (and gunicorn's) readable lines; json: one JSON object per line, a
     # request's included (see app.serving.request_logs and app.serving.json_logs).
@@ -86,12 +92,12 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(gt=0, lt=65536, validation_alias=_env("PORT", "PORT"))] = 8000
     workers: Annotated[int, Field(gt=0, validation_alias=_env("WORKERS", "WORKERS"))] = 1
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
-    def split_origins(cls, value: object) -> object:
+    def split_list(cls, value: object) -> object:
         """A comma-separated list, as one writes it in an environment variable."""
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
     @field_validator("log_level", "log_format", mode="before")
