@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 MNIST_DIR ?= ../shared/data/mnist
 
 .PHONY: run test test-fast lint format train evaluate bench soak install install-train install-dev \
-	test-docker chromium wrk postgresql
+	test-docker test-scale validate-k8s chromium wrk postgresql
 
 # Three layers, each reinstalled only when its requirements file changes: serving (make run,
 # the Docker image), training (TensorFlow), and the tests on top.
@@ -43,7 +43,7 @@ postgresql:
 	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
-test: install-dev chromium postgresql lint
+test: install-dev chromium postgresql lint validate-k8s
 	$(BIN)/python -m pytest
 
 # Everyday work: everything but the browser, training and evaluation tests (and Docker).
@@ -87,3 +87,14 @@ soak: install-train wrk
 # Builds the Docker image, runs it and checks it (BASE_IMAGE, KEEP_IMAGE=1: see the script).
 test-docker: install-dev
 	MNIST_DIR=$(MNIST_DIR) VENV_PYTHON=$(BIN)/python bash scripts/test-docker.sh
+
+# deploy/compose.yaml on a one-node Docker Swarm: 1 and 2 replicas behind HAProxy under wrk,
+# a replica killed and a rolling update under load, then everything removed (about 4
+# minutes; BASE_IMAGE, LOAD_SECONDS, KEEP_IMAGES=1: see the script).
+test-scale: install-dev wrk
+	MNIST_DIR=$(MNIST_DIR) VENV_PYTHON=$(BIN)/python bash scripts/test-scale.sh
+
+# deploy/k8s/ against the Kubernetes API's JSON schemas, which the validator carries
+# (no cluster, no download); strict: a misspelt or misplaced field fails too.
+validate-k8s: install-dev
+	$(BIN)/kubernetes-validate --strict deploy/k8s/*.yaml

@@ -12,7 +12,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,23 +112,31 @@ def wait_until_ready(url: str, process: subprocess.Popen[bytes], timeout: float 
 
 
 @contextmanager
-def running_server(*command: str, **settings: str) -> Iterator[RunningServer]:
+def running_server(
+    *command: str, output: Path | None = None, **settings: str
+) -> Iterator[RunningServer]:
     """`python -m app.serve` (or the argv `command`, {port} filled in) on a free port, as
     `make run` starts it; yields it once the model is loaded, and checks that it shuts down
-    cleanly."""
+    cleanly. Its standard output and error go to the file `output` if given."""
     port = free_port()
     env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "LOG_LEVEL": "warning"}
     argv = [part.format(port=port) for part in command] or [sys.executable, "-m", "app.serve"]
-    process = subprocess.Popen(argv, cwd=PROJECT_ROOT, env={**env, **settings})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, process)
-        yield RunningServer(url, port, process)
-    finally:
-        if process.poll() is None:  # not already stopped by the test
-            process.terminate()
-            # uvicorn shuts down, then re-raises SIGTERM: the exit status tells why it ended.
-            assert process.wait(timeout=30) in (0, -signal.SIGTERM)
+    with ExitStack() as files:
+        # Appending: the server's processes write whole lines to it at once.
+        log = files.enter_context(output.open("ab")) if output is not None else None
+        process = subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env={**env, **settings}, stdout=log, stderr=log
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_ready(url, process)
+            yield RunningServer(url, port, process)
+        finally:
+            if process.poll() is None:  # not already stopped by the test
+                process.terminate()
+                # uvicorn shuts down, then re-raises SIGTERM: the exit status tells why it
+                # ended.
+                assert process.wait(timeout=30) in (0, -signal.SIGTERM)
 
 
 def encode(image: Image.Image, image_format: str = "PNG", **options: object) -> bytes:

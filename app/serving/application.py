@@ -14,9 +14,11 @@ from app.serving.connections import BodyDeadlineMiddleware
 from app.serving.errors import PlainErrorsAsJSONMiddleware, install_error_handlers
 from app.serving.isolation import IsolatedPreprocessing
 from app.serving.logs import quiet_repeated_errors
+from app.serving.metrics import MetricsPortMiddleware, RequestMetricsMiddleware, show_model
 from app.serving.model_file import ModelFileError
 from app.serving.rate_limit import RateLimiter
-from app.serving.routes import docs, feedback, pages, predict, read, status
+from app.serving.request_logs import RequestLogMiddleware
+from app.serving.routes import docs, feedback, metrics, pages, predict, read, status
 from app.serving.security import SecurityHeadersMiddleware
 from app.serving.served_models import load_served_models
 from app.serving.settings import Settings
@@ -39,6 +41,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The first matrix product pays for lazy set-up inside NumPy; not the first user.
         model.classifier.predict(np.zeros((1, model.classifier.input_size), dtype=np.float32))
     app.state.models = models
+    show_model(models["default"].card)
     app.state.isolation = IsolatedPreprocessing(
         slots=settings.decode_slots,
         queue=settings.decode_queue,
@@ -57,11 +60,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 class DigitCanvasAPI(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
-        """FastAPI's stack inside two layers of ours: its own outermost ones (server errors,
-        the request body limit) answer outside middleware added with `add_middleware`, and
-        their responses, too, get the security headers and errors in JSON."""
-        return SecurityHeadersMiddleware(
-            PlainErrorsAsJSONMiddleware(super().build_middleware_stack())
+        """FastAPI's stack inside layers of ours: its own outermost ones (server errors, the
+        request body limit) answer outside middleware added with `add_middleware`, and their
+        responses, too, get the security headers and errors in JSON, are counted and timed,
+        and carry the request's id."""
+        settings: Settings = self.state.settings
+        return RequestLogMiddleware(
+            RequestMetricsMiddleware(
+                SecurityHeadersMiddleware(
+                    PlainErrorsAsJSONMiddleware(super().build_middleware_stack())
+                )
+            ),
+            log_requests=settings.log_format == "json",
         )
 
 
@@ -89,8 +99,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST"],
-            allow_headers=["Content-Type"],
+            allow_headers=["Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    if settings.metrics_port is not None:
+        app.add_middleware(MetricsPortMiddleware, port=settings.metrics_port)
     app.include_router(pages.router)
     app.include_router(predict.router)
     app.include_router(predict.pixels_router, max_body_size=settings.max_pixels_request_bytes)
@@ -98,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(status.router)
     app.include_router(docs.router)
+    app.include_router(metrics.router)
     app.state.static_files = VersionedStaticFiles()
     app.mount("/static", app.state.static_files, name="static")
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")

@@ -9,6 +9,7 @@ service with it. Past either deadline the client gets 408 and the connection is 
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 
 from fastapi import HTTPException
@@ -22,6 +23,15 @@ logger = logging.getLogger("uvicorn.error")
 GRACEFUL_SHUTDOWN_SECONDS = 10
 
 
+def address_family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def url_host(host: str) -> str:
+    """The host as a URL or gunicorn's `bind` writes it: an IPv6 address in brackets."""
+    return f"[{host}]" if ":" in host else host
+
+
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """How uvicorn serves connections, alone or as gunicorn's worker."""
     return {
@@ -33,7 +43,10 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": deadline_protocol(settings.header_timeout_seconds),
         "limit_concurrency": settings.max_connections,
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
-        "proxy_headers": False,
+        # The client's address from X-Forwarded-For, only when it comes from a proxy trusted
+        # by a setting.
+        "proxy_headers": bool(settings.forwarded_allow_ips),
+        "forwarded_allow_ips": ",".join(settings.forwarded_allow_ips) or None,
     }
 
 

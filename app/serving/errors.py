@@ -4,14 +4,17 @@ import json
 import logging
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.serving.corrections import StoreUnavailableError
 from app.serving.isolation import ServiceBusyError
+from app.serving.metrics import HTTP_REJECTION_REASONS, count_rejection
 from app.serving.preprocessing import PreprocessError
 
 logger = logging.getLogger("uvicorn.error")
@@ -38,14 +41,24 @@ def describe_validation_error(error: RequestValidationError) -> str:
 
 
 async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    count_rejection(422, HTTP_REJECTION_REASONS[422])
     return JSONResponse({"detail": describe_validation_error(error)}, status_code=422)
 
 
+async def http_error(request: Request, error: HTTPException) -> Response:
+    """FastAPI's own answer, counted when it refuses the request for what it carries."""
+    if reason := HTTP_REJECTION_REASONS.get(error.status_code):
+        count_rejection(error.status_code, reason)
+    return await http_exception_handler(request, error)
+
+
 async def preprocess_error(request: Request, error: PreprocessError) -> JSONResponse:
+    count_rejection(error.status_code, error.reason)
     return JSONResponse({"detail": str(error)}, status_code=error.status_code)
 
 
 async def service_busy(request: Request, error: ServiceBusyError) -> JSONResponse:
+    count_rejection(503, error.reason)
     return JSONResponse(
         {"detail": str(error)},
         status_code=503,
@@ -75,6 +88,7 @@ async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(PreprocessError, preprocess_error)
     app.add_exception_handler(ServiceBusyError, service_busy)
     app.add_exception_handler(ClientDisconnect, client_gone)

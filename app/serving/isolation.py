@@ -23,7 +23,12 @@ from multiprocessing.connection import wait
 from typing import TypeVar
 
 from app.serving.image_files import png_header
-from app.serving.preprocessing import ImageTooLargeError, Limits, PreprocessError, check_format
+from app.serving.preprocessing import (
+    CostlyDecodingError,
+    ImageTooLargeError,
+    Limits,
+    check_format,
+)
 
 T = TypeVar("T")
 # Canvas exports up to this many pixels (the page's 560x560 pad, its 1120x400 number pad)
@@ -37,6 +42,7 @@ class ServiceBusyError(Exception):
     """Every slot is taken and the queue is full: the client should retry shortly (503)."""
 
     retry_after = RETRY_AFTER_SECONDS
+    reason = "busy"
 
 
 def limit_this_process(cpu_seconds: int, memory_mb: int) -> None:
@@ -61,6 +67,13 @@ def within_memory_limit(function: Callable[..., T], *arguments: object) -> T:
         return function(*arguments)
     except MemoryError:
         raise ImageTooLargeError("the image needs more memory to decode than allowed") from None
+
+
+def runs_inline(data: bytes) -> bool:
+    """Whether `IsolatedPreprocessing.process` works on `data` on the event loop: a canvas
+    export, whose decoding costs what its size says."""
+    header = png_header(data)
+    return header is not None and header.is_canvas_export(INLINE_MAX_PIXELS)
 
 
 class IsolatedPreprocessing:
@@ -94,13 +107,12 @@ class IsolatedPreprocessing:
         """`work(data, limits)`: on the event loop for a canvas export (a millisecond or two,
         less than a process costs), in a fresh limited process for anything else."""
         check_format(data)  # bytes of no image format are refused here, without a process
-        header = png_header(data)
-        if header is not None and header.is_canvas_export(INLINE_MAX_PIXELS):
+        if runs_inline(data):
             return work(data, limits)
         return await self.run(work, data, limits)
 
     async def run(self, function: Callable[..., T], *arguments: object) -> T:
-        """`function(*arguments)` in a fresh limited process; a PreprocessError if the
+        """`function(*arguments)` in a fresh limited process; a CostlyDecodingError if the
         kernel had to stop it."""
         slot = await self.take_slot()
         try:
@@ -114,7 +126,7 @@ class IsolatedPreprocessing:
             slot.shutdown(wait=False)
             slot = self.new_slot()
             cpu_seconds, memory_mb = self.limits
-            raise PreprocessError(
+            raise CostlyDecodingError(
                 f"the image could not be decoded within {cpu_seconds} s of CPU time and "
                 f"{memory_mb} MB of memory"
             ) from None

@@ -71,21 +71,34 @@ cv2.setNumThreads(1)
 
 
 class PreprocessError(ValueError):
-    """The bytes cannot become a digit; `status_code` is the HTTP status that says why."""
+    """The bytes cannot become a digit; `status_code` is the HTTP status that says why, and
+    `reason` the short label of the refusal in the metrics (one of a few)."""
 
     status_code = 422
+    reason = "unreadable_image"
 
 
 class UnsupportedImageError(PreprocessError):
     status_code = 415
+    reason = "unsupported_image"
 
 
 class ImageTooLargeError(PreprocessError):
     status_code = 413
+    reason = "image_too_large"
+
+
+class CostlyDecodingError(PreprocessError):
+    """The image would cost far more to decode than its pixels, or did: a structure of
+    thousands of parts, or a decoding stopped at its CPU or memory limit."""
+
+    status_code = 422
+    reason = "costly_decoding"
 
 
 class EmptyDrawingError(PreprocessError):
     status_code = 422
+    reason = "empty_drawing"
 
 
 @dataclass(frozen=True)
@@ -111,7 +124,7 @@ def open_image(data: bytes, limits: Limits) -> Image.Image:
     try:
         check_decoding_cost(data)
     except CostlyImageError as error:
-        raise PreprocessError(f"the image costs too much to decode: {error}") from None
+        raise CostlyDecodingError(f"the image costs too much to decode: {error}") from None
     limit = f"the limit is {limits.max_pixels:,} pixels and {limits.max_side} per side"
     try:
         # Pillow warns past its own bomb threshold, and raises past twice that; ours, checked
@@ -151,7 +164,7 @@ def load_pixels(image: Image.Image, data: bytes) -> np.ndarray:
     if len(image.info.get("exif", b"")) > MAX_EXIF_BYTES:
         # Only the orientation is wanted; parsing 65,000 entries took a second and logged
         # megabytes of warnings. (A JPEG's EXIF cannot exceed 64 kB.)
-        raise PreprocessError(f"the image's EXIF metadata is over {MAX_EXIF_BYTES // 1024} kB")
+        raise CostlyDecodingError(f"the image's EXIF metadata is over {MAX_EXIF_BYTES // 1024} kB")
     try:
         # Pillow warns about malformed metadata it can read anyway: not worth a log line.
         with warnings.catch_warnings(action="ignore"):

@@ -3,12 +3,13 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.paths import DATA_DIR, DEFAULT_MODEL_PATH, SEED_MODEL_PATH
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+LogFormat = Literal["text", "json"]
 
 
 def _env(name: str, *plain: str) -> AliasChoices:
@@ -70,20 +71,47 @@ class Settings(BaseSettings):
         False
     )
     cors_origins: Annotated[list[str], NoDecode, Field(validation_alias=_env("CORS_ORIGINS"))] = []
+    # Addresses (or networks, or "*") of proxies whose X-Forwarded-For gives the client's
+    # address, as the corrections' per-client rate limit needs behind a load balancer;
+    # none by default: a client could claim any address.
+    forwarded_allow_ips: Annotated[
+        list[str], NoDecode, Field(validation_alias=_env("FORWARDED_ALLOW_IPS"))
+    ] = []
     log_level: Annotated[LogLevel, Field(validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))] = "info"
+    # text: uvicorn's (and gunicorn's) readable lines; json: one JSON object per line, a
+    # request's included (see app.serving.request_logs and app.serving.json_logs).
+    log_format: Annotated[LogFormat, Field(validation_alias=_env("LOG_FORMAT", "LOG_FORMAT"))] = (
+        "text"
+    )
+    # GET /metrics on the public port when unset; otherwise only on this port, which a load
+    # balancer in front of the public one never reaches (see app.serving.metrics).
+    metrics_port: Annotated[
+        int | None, Field(gt=0, lt=65536, validation_alias=_env("METRICS_PORT"))
+    ] = None
     host: Annotated[str, Field(validation_alias=_env("HOST", "HOST"))] = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536, validation_alias=_env("PORT", "PORT"))] = 8000
     workers: Annotated[int, Field(gt=0, validation_alias=_env("WORKERS", "WORKERS"))] = 1
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "forwarded_allow_ips", mode="before")
     @classmethod
-    def split_origins(cls, value: object) -> object:
+    def split_list(cls, value: object) -> object:
         """A comma-separated list, as one writes it in an environment variable."""
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
-    def lower_case_level(cls, value: object) -> object:
+    def lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def ports(self) -> list[int]:
+        """The ports the server listens on: the public one, and the metrics one if set."""
+        return [self.port] if self.metrics_port is None else [self.port, self.metrics_port]
+
+    @model_validator(mode="after")
+    def metrics_apart(self) -> "Settings":
+        if self.metrics_port == self.port:
+            raise ValueError(f"the metrics port must differ from the public port {self.port}")
+        return self

@@ -13,14 +13,21 @@ SIGTERM (graceful stop), SIGINT and SIGQUIT (quick stop), SIGHUP (new workers re
 ones gracefully), SIGTTIN and SIGTTOU (one worker more or less). Added here: workers stop
 when their supervisor is gone, even killed with SIGKILL, and a worker that keeps dying soon
 after it started is restarted after a growing delay instead of at once.
+
+The workers' metrics are added up from files in a fresh directory per start (see
+app.serving.metrics); the gauges of a worker that exits leave the sum with it.
 """
 
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -30,7 +37,13 @@ from gunicorn.workers.base import Worker
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn_worker import UvicornWorker
 
-from app.serving.connections import GRACEFUL_SHUTDOWN_SECONDS, uvicorn_options
+from app.serving.connections import (
+    GRACEFUL_SHUTDOWN_SECONDS,
+    address_family,
+    url_host,
+    uvicorn_options,
+)
+from app.serving.json_logs import log_config
 from app.serving.settings import Settings
 
 logger = logging.getLogger("uvicorn.error")
@@ -96,7 +109,7 @@ class BackoffArbiter(Arbiter):
         worker.started_at = time.monotonic()
 
     def note_exit(self, worker: Worker) -> None:
-        """Gunicorn's child_exit hook: a short life doubles the wait before the next start."""
+        """A short life doubles the wait before the next start."""
         if worker.pid in self.retired:
             self.retired.discard(worker.pid)
             return
@@ -116,6 +129,17 @@ class BackoffArbiter(Arbiter):
         )
 
 
+def worker_exited(arbiter: BackoffArbiter, worker: Worker) -> None:
+    """Gunicorn's child_exit hook."""
+    arbiter.note_exit(worker)
+    # Imported here, in the supervisor, only once PROMETHEUS_MULTIPROC_DIR is set (see
+    # run_workers): prometheus_client decides where values live when it is first imported,
+    # and the workers forked after inherit that decision.
+    from prometheus_client import multiprocess  # noqa: PLC0415
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 class WorkerPool(BaseApplication):
     """`settings.workers` processes serving `app.main:app` on one port."""
 
@@ -125,24 +149,27 @@ class WorkerPool(BaseApplication):
 
     def load_config(self) -> None:
         settings = self.settings
+        host = url_host(settings.host)
+        text_logs = settings.log_format == "text"
         options = {
-            "bind": [
-                f"[{settings.host}]:{settings.port}"
-                if ":" in settings.host
-                else f"{settings.host}:{settings.port}"
-            ],
+            "bind": [f"{host}:{port}" for port in settings.ports],
             "workers": settings.workers,
             "worker_class": f"{ServingWorker.__module__}.{ServingWorker.__name__}",
             "reuse_port": True,
             "graceful_timeout": GRACEFUL_SHUTDOWN_SECONDS,
             "loglevel": "debug" if settings.log_level == "trace" else settings.log_level,
-            # uvicorn writes one access line per request at log level info, as when alone.
-            "accesslog": "-" if settings.log_level in ("info", "debug", "trace") else None,
+            # uvicorn writes one access line per request at log level info, as when alone;
+            # with JSON logs, the application writes it (app.serving.request_logs).
+            "accesslog": "-"
+            if text_logs and settings.log_level in ("info", "debug", "trace")
+            else None,
+            # gunicorn's own format for text; JSON for its lines and the workers' otherwise.
+            "logconfig_dict": {} if text_logs else log_config(settings),
             # No control socket file: this server is run and stopped by signals only.
             "control_socket_disable": True,
             "proc_name": "digit-canvas",
             "pre_fork": lambda arbiter, worker: arbiter.note_start(worker),
-            "child_exit": lambda arbiter, worker: arbiter.note_exit(worker),
+            "child_exit": worker_exited,
         }
         for name, value in options.items():
             self.cfg.set(name, value)
@@ -160,8 +187,7 @@ class WorkerPool(BaseApplication):
 def port_is_free(host: str, port: int) -> bool:
     """Whether nothing listens on host:port. (Workers bind with SO_REUSEPORT; a port taken
     by another server would make each of them fail and be restarted, forever.)"""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with socket.socket(address_family(host), socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
@@ -170,13 +196,30 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+@contextmanager
+def fresh_metrics_directory() -> Iterator[None]:
+    """PROMETHEUS_MULTIPROC_DIR for this start (one left by an earlier server would add its
+    counts), removed when the supervisor ends. Not when a worker ends: a worker's exit
+    unwinds through the supervisor's frames it was forked in, this one included."""
+    directory = tempfile.mkdtemp(prefix="digit-canvas-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    supervisor = os.getpid()
+    try:
+        yield
+    finally:
+        if os.getpid() == supervisor:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
 def run_workers(settings: Settings) -> int:
     """Serve with several workers until told to stop; the exit status says how it ended."""
-    if not port_is_free(settings.host, settings.port):
-        logger.error("cannot listen on %s:%d: the address is in use", settings.host, settings.port)
-        return STARTUP_FAILURE
+    for port in settings.ports:
+        if not port_is_free(settings.host, port):
+            logger.error("cannot listen on %s:%d: the address is in use", settings.host, port)
+            return STARTUP_FAILURE
     try:
-        WorkerPool(settings).run()
+        with fresh_metrics_directory():
+            WorkerPool(settings).run()
     except SystemExit as stopped:  # gunicorn's arbiter ends with sys.exit(status)
         return stopped.code if isinstance(stopped.code, int) else 1
     except HaltServer as halted:

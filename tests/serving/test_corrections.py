@@ -25,7 +25,7 @@ from app.serving.corrections import NewCorrection, StoreUnavailableError
 from app.serving.corrections.store import open_store
 from app.serving.corrections.tables import Correction
 from app.serving.settings import Settings
-from tests.conftest import free_port, wait_until_ready
+from tests.conftest import free_port, running_server, wait_until_ready
 
 
 def correction(label: int, model_digit: int, sha256: str = "a" * 64) -> NewCorrection:
@@ -192,7 +192,9 @@ def test_a_store_that_cannot_write_answers_503(
     assert rows(f"sqlite:///{path}") == []
 
 
-def post_correction(url: str, png: bytes, label: int) -> int | None:
+def post_correction(
+    url: str, png: bytes, label: int, headers: dict[str, str] | None = None
+) -> int | None:
     """The id of a correction the server acknowledged (201), or None."""
     boundary = uuid.uuid4().hex
     body = (
@@ -207,7 +209,7 @@ def post_correction(url: str, png: bytes, label: int) -> int | None:
     request = urllib.request.Request(
         f"{url}/api/feedback",
         data=body,
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **(headers or {})},
     )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -279,3 +281,24 @@ def test_two_workers_write_side_by_side(store_url: str, seven_png: bytes) -> Non
         server.wait(timeout=30)
     assert None not in ids and len(set(ids)) == 60
     assert sorted(row.label for row in rows(store_url)) == sorted(n % 10 for n in range(60))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trusted", [True, False])
+def test_behind_a_trusted_proxy_each_client_has_its_own_limit(
+    tmp_path: Path, seven_png: bytes, trusted: bool
+) -> None:
+    # A load balancer sends every client's corrections from its own address: with its
+    # X-Forwarded-For trusted, the limit is per client; untrusted, the header is ignored.
+    settings = {
+        "DIGIT_CANVAS_DATABASE_URL": f"sqlite:///{tmp_path / 'corrections.sqlite3'}",
+        "DIGIT_CANVAS_CORRECTIONS_PER_MINUTE": "1",
+    }
+    if trusted:
+        settings["DIGIT_CANVAS_FORWARDED_ALLOW_IPS"] = "127.0.0.1"
+    with running_server(**settings) as server:
+        acknowledged = [
+            post_correction(server.url, seven_png, 7, {"X-Forwarded-For": client}) is not None
+            for client in ("203.0.113.1", "203.0.113.2", "203.0.113.1")
+        ]
+    assert acknowledged == ([True, True, False] if trusted else [True, False, False])

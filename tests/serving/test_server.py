@@ -164,8 +164,9 @@ def test_a_worker_that_keeps_dying_is_restarted_after_growing_delays(seven_png: 
         assert delays[1] >= 2 * SHORTEST_RESTART_DELAY
 
 
-def test_workers_stop_when_their_supervisor_is_killed(seven_png: bytes) -> None:
-    with running_server(WORKERS="2") as server:
+def test_workers_stop_when_their_supervisor_is_killed(seven_png: bytes, tmp_path: Path) -> None:
+    # A supervisor killed cannot remove its metrics directory: in this test's, not in /tmp.
+    with running_server(WORKERS="2", TMPDIR=str(tmp_path)) as server:
         workers = listening_workers(server.port, 2)
         server.process.kill()  # SIGKILL: the supervisor cannot tell its workers anything
         server.process.wait(timeout=10)

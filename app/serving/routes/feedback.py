@@ -15,6 +15,7 @@ from app.serving.dependencies import (
     SettingsDep,
     StoreDep,
 )
+from app.serving.metrics import preprocessed
 from app.serving.preprocessing import preprocess
 from app.serving.routes.predict import ERRORS, image_limits
 from app.serving.schemas import (
@@ -73,7 +74,7 @@ async def add_correction(
             headers={"Retry-After": str(max(1, round(wait)))},
         )
     image = await file.read()
-    model_input = await isolation.process(preprocess, image, image_limits(settings))
+    model_input = await preprocessed(isolation, preprocess, image, image_limits(settings))
     served = models["default"]
     probabilities = served.classifier.predict(model_input[np.newaxis])[0]
     correction = NewCorrection(

@@ -9,6 +9,7 @@ from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
 from app.serving.inference import DenseClassifier, evidence, forward_pass
 from app.serving.isolation import ServiceBusyError
+from app.serving.metrics import INFERENCE_SECONDS, count_prediction, count_rejection, preprocessed
 from app.serving.preprocessing import Limits, PreprocessError
 from app.serving.schemas import (
     BatchPrediction,
@@ -60,10 +61,17 @@ def image_limits(settings: Settings) -> Limits:
     return Limits(max_pixels=settings.max_image_pixels, max_side=settings.max_image_side)
 
 
+def forward(classifier: DenseClassifier, inputs: np.ndarray) -> np.ndarray:
+    """The classifier's probabilities for (n, 784) inputs, timed."""
+    with INFERENCE_SECONDS.time():
+        return classifier.predict(inputs)
+
+
 def to_prediction(
     probabilities: np.ndarray, model_input: np.ndarray | None = None, digits_found: int = 1
 ) -> Prediction:
     digit = int(probabilities.argmax())
+    count_prediction(digit)
     return Prediction(
         digit=digit,
         confidence=float(probabilities[digit]),
@@ -141,10 +149,10 @@ async def predict_image(
     `curl -F file=@digit.png http://localhost:8000/api/predict`, or the raw bytes with
     `Content-Type: image/png`.
     """
-    model_input, digits_found = await isolation.process(
-        preprocess_counting_digits, image, image_limits(settings)
+    model_input, digits_found = await preprocessed(
+        isolation, preprocess_counting_digits, image, image_limits(settings)
     )
-    probabilities = classifier.predict(model_input[np.newaxis])[0]
+    probabilities = forward(classifier, model_input[np.newaxis])[0]
     prediction = to_prediction(probabilities, model_input if include_input else None, digits_found)
     if explain:
         prediction.explanation = explanation_of(classifier, model_input)
@@ -173,17 +181,21 @@ async def predict_batch(
         # One at a time: a batch takes one decoding slot, not all of them.
         try:
             inputs.append(
-                await isolation.process(preprocess_counting_digits, await upload.read(), limits)
+                await preprocessed(
+                    isolation, preprocess_counting_digits, await upload.read(), limits
+                )
             )
         except PreprocessError as error:
             # Only the status and message are kept: the exception's traceback would keep
             # the decoded arrays of its frames alive as long as the results.
+            count_rejection(error.status_code, error.reason)
             inputs.append(ImageError(status=error.status_code, detail=str(error)))
         except ServiceBusyError as busy:
+            count_rejection(503, busy.reason)
             inputs.append(ImageError(status=503, detail=str(busy)))
     valid = [read[0] for read in inputs if not isinstance(read, ImageError)]
     # One forward pass for the whole batch.
-    probabilities = iter(classifier.predict(np.stack(valid)) if valid else ())
+    probabilities = iter(forward(classifier, np.stack(valid)) if valid else ())
     results = []
     for upload, read in zip(files, inputs, strict=True):
         if isinstance(read, ImageError):
@@ -220,7 +232,7 @@ async def predict_pixels(
 ) -> Prediction:
     """For clients that preprocess themselves: MNIST form, white (1) digit on black (0)."""
     model_input = pixels_to_input(payload.pixels)
-    prediction = to_prediction(classifier.predict(model_input[np.newaxis])[0])
+    prediction = to_prediction(forward(classifier, model_input[np.newaxis])[0])
     if explain:
         prediction.explanation = explanation_of(classifier, model_input)
     return prediction

@@ -4,7 +4,8 @@ import numpy as np
 from fastapi import APIRouter
 
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
-from app.serving.routes.predict import ERRORS, IncludeInput, image_limits, to_prediction
+from app.serving.metrics import preprocessed
+from app.serving.routes.predict import ERRORS, IncludeInput, forward, image_limits, to_prediction
 from app.serving.schemas import NumberReading, ReadDigitResult
 from app.serving.segmentation import read_digits
 from app.serving.uploads import RAW_IMAGE_BODY, ImageBytes
@@ -28,7 +29,7 @@ async def read_number(
 ) -> NumberReading:
     """The same image forms and limits as `/api/predict`. The digits are found left to
     right, and each goes through the preprocessing and the network on its own."""
-    digits = await isolation.process(read_digits, image, image_limits(settings))
+    digits = await preprocessed(isolation, read_digits, image, image_limits(settings))
     inputs = np.stack([digit.model_input for digit in digits])
     # One forward pass for all the digits.
     results = [
@@ -37,7 +38,7 @@ async def read_number(
             box=list(digit.box),
         )
         for digit, model_input, probabilities in zip(
-            digits, inputs, classifier.predict(inputs), strict=True
+            digits, inputs, forward(classifier, inputs), strict=True
         )
     ]
     return NumberReading(number="".join(str(result.digit) for result in results), digits=results)
