@@ -76,6 +76,7 @@ def test_evaluation_reports_and_writes_the_card(
     committed_card = json.loads(model_card_path(committed_model_path).read_text())
 
     arguments = ["--model", str(model), "--data-dir", str(mnist_dir), "--samples", "300"]
+    arguments += ["--number-count", "20"]
     result = run_evaluation(*arguments, "--style-samples", "6", "--workers", "1")
     card = json.loads(model_card_path(model).read_text())
 
@@ -97,6 +98,12 @@ def test_evaluation_reports_and_writes_the_card(
     assert len(evaluation["style_per_digit"]) == 10
     assert evaluation["test_accuracy"] == committed_card["evaluation"]["test_accuracy"]
     assert evaluation["canvas_accuracy"] > 0.95
+    # Calibration: the card's temperature applied, the error before and after recorded.
+    assert evaluation["temperature"] == committed_card["calibration"]["temperature"]
+    assert "calibration (temperature" in result.stdout
+    assert 0.0 <= evaluation["canvas_ece"] <= 1.0
+    assert evaluation["canvas_ece"] != evaluation["canvas_ece_uncalibrated"]
+    assert evaluation["numbers_count"] == 20
     assert card["training"] == committed_card["training"]  # the rest of the card is kept
 
     # Reproducible, also with the drawing spread over processes; --no-write leaves the card.
