@@ -135,6 +135,7 @@ def read_json_lines(path: Path) -> list[dict]:
     return entries
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_the_real_server_logs_json_from_start_to_stop(
     workers: str, tmp_path: Path, seven_png: bytes
@@ -166,6 +167,7 @@ def test_the_real_server_logs_json_from_start_to_stop(
     assert not [entry for entry in entries if entry["level"] in ("WARNING", "ERROR")], entries
 
 
+@pytest.mark.slow
 def test_the_real_server_writes_readable_text_by_default(tmp_path: Path) -> None:
     output = tmp_path / "server.log"
     with running_server(output=output, LOG_LEVEL="info") as server:

@@ -26,6 +26,9 @@ from tests.serving.test_server import (
     wait_for,
 )
 
+# Each test starts, and some kill, real servers with two workers: not in make test-fast.
+pytestmark = pytest.mark.slow
+
 PNG = {"Content-Type": "image/png"}
 CONNECTIONS = 16
 
