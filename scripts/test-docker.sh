@@ -21,15 +21,8 @@ MNIST_DIR=${MNIST_DIR:-../shared/data/mnist}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 DIGIT_INDEX=0 # MNIST test digit 0, a 7
 MAX_STOP_SECONDS=10
-export DOCKER_BUILDKIT=0 # the classic builder: what every Docker daemon has
-
-log() { printf '\n== %s\n' "$*"; }
-fail() {
-  printf '\nFAIL: %s\n' "$*" >&2
-  exit 1
-}
-now() { date +%s.%N; }
-seconds_since() { awk -v start="$1" -v end="$(now)" 'BEGIN { printf "%.1f", end - start }'; }
+# shellcheck source=scripts/common.sh
+source scripts/common.sh
 
 container=""
 built=0

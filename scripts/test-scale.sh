@@ -41,15 +41,8 @@ APP_IMAGE_V2=digit-canvas:scale-app-v2 # the same image under a new name: a new 
 BUILDER_IMAGE=digit-canvas:scale-app-builder
 LB_IMAGE=digit-canvas:scale-lb
 DB_IMAGE=digit-canvas:scale-db
-export DOCKER_BUILDKIT=0 # the classic builder: what every Docker daemon has
-
-log() { printf '\n== %s\n' "$*"; }
-fail() {
-  printf '\nFAIL: %s\n' "$*" >&2
-  exit 1
-}
-now() { date +%s.%N; }
-seconds_since() { awk -v start="$1" -v end="$(now)" 'BEGIN { printf "%.1f", end - start }'; }
+# shellcheck source=scripts/common.sh
+source scripts/common.sh
 
 test_start=$(now)
 workdir=$(mktemp -d)
