@@ -41,7 +41,7 @@ from app.serving.model_file import (
 )
 from app.training.artifacts import write_json_atomically
 from app.training.calibration import expected_calibration_error
-from app.training.data import MnistDataError, load_mnist, to_model_input
+from app.training.data import MnistData, MnistDataError, load_mnist, to_model_input
 from app.training.drawings import DrawingStyle, random_style
 from app.training.drawn_sets import MAX_ROTATION, MAX_SLANT, canvas_styles, drawn_inputs
 from app.training.number_evaluation import NUMBERS_SEED, NumberMeasure, measure_numbers, number_jobs
@@ -153,14 +153,13 @@ def calibration_errors(
 
 
 def evaluate(
-    model_path: Path, data_dir: Path | None, samples: int, style_samples: int, workers: int
+    model_path: Path, data: MnistData, samples: int, style_samples: int, workers: int
 ) -> dict[str, Any]:
     """The measures of the model at `model_path` on single digits, as its card records them.
 
     A small test split (exported corrections, say) is measured raw and drawn; the style set
     needs MNIST-sized test data and is left out below MIN_TEST_DIGITS.
     """
-    data = load_mnist(data_dir)
     samples = min(samples, len(data.x_test))
     with_styles = len(data.x_test) >= MIN_TEST_DIGITS
     styled = style_set(data.x_test, data.y_test, style_samples) if with_styles else None
@@ -215,11 +214,8 @@ def evaluate(
     }
 
 
-def evaluate_numbers(
-    model_path: Path, data_dir: Path | None, count: int, workers: int
-) -> dict[str, Any]:
+def evaluate_numbers(model_path: Path, data: MnistData, count: int, workers: int) -> dict[str, Any]:
     """Reading whole numbers, with the gaps people leave and with digits almost touching."""
-    data = load_mnist(data_dir)
     if len(data.x_test) < MIN_TEST_DIGITS:
         return {}
     classifier = load_classifier(model_path)
@@ -339,23 +335,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {arguments.model}: model file not found", file=sys.stderr)
         return 2
     try:
-        figures = (
-            {}
-            if arguments.numbers
-            else evaluate(
-                arguments.model,
-                arguments.data_dir,
-                arguments.samples,
-                arguments.style_samples,
-                arguments.workers,
-            )
-        )
-        figures |= evaluate_numbers(
-            arguments.model, arguments.data_dir, arguments.number_count, arguments.workers
-        )
+        data = load_mnist(arguments.data_dir)
     except MnistDataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    figures = (
+        {}
+        if arguments.numbers
+        else evaluate(
+            arguments.model, data, arguments.samples, arguments.style_samples, arguments.workers
+        )
+    )
+    figures |= evaluate_numbers(arguments.model, data, arguments.number_count, arguments.workers)
     print(report(figures))
     if not arguments.no_write:
         card = read_model_card(arguments.model)
