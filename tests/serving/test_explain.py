@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from app.serving.application import create_app
 from app.serving.inference import softmax
 from app.serving.model_file import load_classifier
+from app.serving.schemas import Prediction
 from app.serving.settings import Settings
 from app.training.data import MnistData, to_model_input
 
@@ -71,7 +72,11 @@ def test_hidden_units_are_the_real_activations(
 
 
 def test_a_drawing_is_explained_too(client: TestClient, seven_png: bytes) -> None:
-    answer = client.post("/api/predict?explain=true", content=seven_png, headers=PNG).json()
+    response = client.post("/api/predict?explain=true", content=seven_png, headers=PNG)
+    assert response.headers["content-type"] == "application/json"
+    answer = response.json()
+    # Written by orjson, not by the route's response model: it still has the documented form.
+    Prediction.model_validate(answer, strict=True)
     assert answer["digit"] == 7
     first = answer["explanation"]["evidence"][0]
     # The pixels that argued for the 7 are the drawing's strokes: blank ones add nothing.

@@ -3,11 +3,12 @@
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 
 from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
-from app.serving.inference import DenseClassifier, evidence, forward_pass
+from app.serving.explanations import explained
+from app.serving.inference import DenseClassifier
 from app.serving.isolation import ServiceBusyError
 from app.serving.metrics import INFERENCE_SECONDS, count_prediction, count_rejection, preprocessed
 from app.serving.preprocessing import Limits, PreprocessError
@@ -15,10 +16,7 @@ from app.serving.schemas import (
     BatchPrediction,
     BatchResult,
     ErrorResponse,
-    Explanation,
-    HiddenUnit,
     ImageError,
-    PixelEvidence,
     PixelsRequest,
     Prediction,
 )
@@ -53,8 +51,6 @@ Explain = Annotated[
         "logits, each pixel's part of the top two logits, the strongest hidden units."
     ),
 ]
-# How many of the hidden units that added most to the answer are shown, with their weights.
-EXPLAINED_UNITS = 8
 
 
 def image_limits(settings: Settings) -> Limits:
@@ -81,54 +77,15 @@ def to_prediction(
     )
 
 
-def rounded(values: np.ndarray, decimals: int) -> np.ndarray:
-    """Rounded in 64 bits: a float32 0.1235 is 0.12349999696016312 once in JSON."""
-    return values.astype(np.float64).round(decimals)
-
-
-def rows_of(values: np.ndarray, decimals: int = 4) -> list[list[float]]:
-    """784 values as 28 rows of floats, rounded for JSON."""
-    return rounded(values, decimals).reshape(IMAGE_SIDE, IMAGE_SIDE).tolist()
-
-
-def explanation_of(classifier: DenseClassifier, model_input: np.ndarray) -> Explanation:
-    """The forward pass of one input, with the evidence for its top two digits."""
-    passed = forward_pass(classifier, model_input)
-    predicted, runner_up = (int(digit) for digit in np.argsort(passed.probabilities)[::-1][:2])
-    contributions = passed.hidden * classifier.output_weights[:, predicted]
-    strongest = np.argsort(contributions)[::-1][:EXPLAINED_UNITS]
-    # Six decimals: the 784 pixel terms and the bias terms add up to the logit within 1e-4.
-    return Explanation(
-        hidden=rounded(passed.hidden, 4).tolist(),
-        active_units=int(np.count_nonzero(passed.hidden)),
-        logits=rounded(passed.logits, 6).tolist(),
-        temperature=classifier.temperature,
-        evidence=[
-            PixelEvidence(
-                digit=terms.digit,
-                pixels=rows_of(terms.pixels, 6),
-                hidden_bias=round(terms.hidden_bias, 6),
-                output_bias=round(terms.output_bias, 6),
-            )
-            for terms in (
-                evidence(classifier, model_input, passed.hidden, digit)
-                for digit in (predicted, runner_up)
-            )
-        ],
-        units=[
-            HiddenUnit(
-                unit=int(unit),
-                activation=round(float(passed.hidden[unit]), 4),
-                contribution=round(float(contributions[unit]), 4),
-                weights=rows_of(classifier.hidden_weights[:, unit]),
-            )
-            for unit in strongest
-        ],
-    )
+def rows_of(values: np.ndarray) -> list[list[float]]:
+    """784 values as 28 rows of floats, rounded for JSON (in 64 bits: a float32 0.1235 is
+    0.12349999696016312 once in JSON)."""
+    return values.astype(np.float64).round(4).reshape(IMAGE_SIDE, IMAGE_SIDE).tolist()
 
 
 @router.post(
     "",
+    response_model=Prediction,
     response_model_exclude_none=True,
     openapi_extra=RAW_IMAGE_BODY,
     # One image per request: a second is refused (400) rather than silently ignored.
@@ -143,7 +100,7 @@ async def predict_image(
     isolation: IsolationDep,
     include_input: IncludeInput = False,
     explain: Explain = False,
-) -> Prediction:
+) -> Prediction | Response:
     """PNG, JPEG, WebP, GIF or BMP, any colours: dark on light, light on dark, transparent.
 
     `curl -F file=@digit.png http://localhost:8000/api/predict`, or the raw bytes with
@@ -154,9 +111,7 @@ async def predict_image(
     )
     probabilities = forward(classifier, model_input[np.newaxis])[0]
     prediction = to_prediction(probabilities, model_input if include_input else None, digits_found)
-    if explain:
-        prediction.explanation = explanation_of(classifier, model_input)
-    return prediction
+    return explained(prediction, classifier, model_input) if explain else prediction
 
 
 @router.post(
@@ -224,15 +179,14 @@ def pixels_to_input(pixels: list[float] | list[list[float]]) -> np.ndarray:
 
 @pixels_router.post(
     "/pixels",
+    response_model=Prediction,
     response_model_exclude_none=True,
     summary="Classify a 28x28 input prepared by the client",
 )
 async def predict_pixels(
     payload: PixelsRequest, classifier: ClassifierDep, explain: Explain = False
-) -> Prediction:
+) -> Prediction | Response:
     """For clients that preprocess themselves: MNIST form, white (1) digit on black (0)."""
     model_input = pixels_to_input(payload.pixels)
     prediction = to_prediction(forward(classifier, model_input[np.newaxis])[0])
-    if explain:
-        prediction.explanation = explanation_of(classifier, model_input)
-    return prediction
+    return explained(prediction, classifier, model_input) if explain else prediction
