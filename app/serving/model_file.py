@@ -98,8 +98,13 @@ def load_classifier(path: Path) -> DenseClassifier:
     return DenseClassifier(hidden_weights, hidden_bias, output_weights, output_bias)
 
 
-def load_calibrated_classifier(path: Path) -> DenseClassifier:
-    """The model at `path` with the temperature its card gives (fitted on its validation
+def calibrated(classifier: DenseClassifier, card: dict[str, Any]) -> DenseClassifier:
+    """The classifier with the temperature its model card gives (fitted on its validation
     split when trained), so its probabilities mean what they say; 1 without one."""
-    temperature = read_model_card(path).get("calibration", {}).get("temperature", 1.0)
-    return replace(load_classifier(path), temperature=temperature)
+    temperature = (card.get("calibration") or {}).get("temperature", 1.0)
+    return replace(classifier, temperature=temperature)
+
+
+def load_calibrated_classifier(path: Path) -> DenseClassifier:
+    """The model at `path`, calibrated as its card says."""
+    return calibrated(load_classifier(path), read_model_card(path))

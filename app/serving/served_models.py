@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from app.serving.inference import DenseClassifier
-from app.serving.model_file import load_calibrated_classifier, read_model_card
+from app.serving.model_file import calibrated, load_classifier, read_model_card
 from app.serving.settings import Settings
 
 logger = logging.getLogger("uvicorn.error")
@@ -35,6 +35,7 @@ def load_served_models(settings: Settings) -> dict[str, ServedModel]:
         if name != "default" and not path.is_file():
             logger.info("No %s model at %s: only the default is served", name, path)
             continue
-        classifier = load_calibrated_classifier(path)
-        models[name] = ServedModel(name, DESCRIPTIONS[name], classifier, read_model_card(path))
+        card = read_model_card(path)
+        classifier = calibrated(load_classifier(path), card)
+        models[name] = ServedModel(name, DESCRIPTIONS[name], classifier, card)
     return models
