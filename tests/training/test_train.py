@@ -2,6 +2,7 @@
 
 import io
 import json
+import shutil
 import subprocess
 import zipfile
 from dataclasses import replace
@@ -112,10 +113,34 @@ def test_the_default_preset_is_calibrated_on_its_validation_split(default_runs, 
     calibration = json.loads(model_card_path(default_runs[0][0]).read_text())["calibration"]
     assert calibration["fitted_on"].startswith("500 validation digits, each as scanned and drawn")
     assert calibration["temperature"] > 0
-    assert calibration["validation_nll_after"] <= calibration["validation_nll_before"]
+    assert calibration["validation_ece_after"] <= calibration["validation_ece_before"]
     # The book's recipe holds nothing out: its probabilities stay as trained.
     seed_card = json.loads(model_card_path(seed_run[0]).read_text())
     assert seed_card["calibration"] == {"temperature": 1.0, "fitted_on": None}
+
+
+def test_calibrate_only_fits_the_same_held_out_digits_again(
+    default_runs, seed_run, mnist_dir: Path, tmp_path: Path
+) -> None:
+    trained, _ = default_runs[0]
+    copy = tmp_path / trained.name
+    shutil.copy(trained, copy)
+    card = json.loads(model_card_path(trained).read_text())
+    model_card_path(copy).write_text(json.dumps({**card, "calibration": None}))
+    run_training(mnist_dir, copy, "--train-samples", "6000", "--calibrate-only")
+    # The same validation split, drawn the same way: the same temperature as in training.
+    assert json.loads(model_card_path(copy).read_text()) == card
+    # Without a split held out, or with the card of another file, nothing is written.
+    seed_card = model_card_path(seed_run[0]).read_text()
+    model_card_path(copy).write_text(seed_card)
+    for model in (seed_run[0], copy):
+        refused = run_module(
+            *("app.train", "--data-dir", str(mnist_dir), "--output", str(model)),
+            "--calibrate-only",
+            timeout=600,
+        )
+        assert refused.returncode == 2 and "error: " in refused.stderr
+        assert model_card_path(model).read_text() == seed_card
 
 
 def test_same_seed_gives_identical_weights(default_runs) -> None:
