@@ -51,6 +51,7 @@ MAX_SPLIT_STROKES = 1.5
 MIN_PART_STROKES = 2.5
 MIN_PART_INK = 0.2
 MARGIN = 2  # pixels of the strokes' anti-aliased edge kept around each digit
+NEAR = np.ones((2 * MARGIN + 1,) * 2, np.uint8)
 # More pieces than this are noise or scribbles, not digits: read as a single one (merging
 # them pairwise would cost time on the event loop).
 MAX_PIECES = 48
@@ -233,7 +234,7 @@ def digit_ink(ink: np.ndarray, labelled: np.ndarray, digit: Piece) -> np.ndarray
     """The digit's own strokes with their soft edges, in its box: not its neighbours'."""
     margin = np.zeros((digit.height + 2 * MARGIN, digit.width + 2 * MARGIN), np.uint8)
     margin[MARGIN:-MARGIN, MARGIN:-MARGIN] = digit.mask(labelled)
-    near = cv2.dilate(margin, np.ones((2 * MARGIN + 1,) * 2, np.uint8))
+    near = cv2.dilate(margin, NEAR)  # 1 within MARGIN of its strokes, else 0
     top, left = digit.top - MARGIN, digit.left - MARGIN
     region = cv2.copyMakeBorder(
         ink[max(0, top) : top + near.shape[0], max(0, left) : left + near.shape[1]],
@@ -244,7 +245,8 @@ def digit_ink(ink: np.ndarray, labelled: np.ndarray, digit: Piece) -> np.ndarray
         cv2.BORDER_CONSTANT,
         value=0,
     )
-    return np.where(near > 0, region, 0).astype(np.uint8)
+    # Times 1 or 0, in one OpenCV call: np.where and its copy to 8 bits took 3 times as long.
+    return cv2.multiply(region, near)
 
 
 @dataclass(frozen=True)
