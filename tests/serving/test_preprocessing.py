@@ -15,6 +15,7 @@ from app.serving.preprocessing import (
     ImageTooLargeError,
     Limits,
     UnsupportedImageError,
+    crop_to_visible,
     preprocess,
     stroke_width,
 )
@@ -212,6 +213,18 @@ def test_prediction_survives_the_pipeline(
 def test_blank_images_are_not_digits(image: Image.Image) -> None:
     with pytest.raises(EmptyDrawingError):
         preprocess(encode(image))
+
+
+def test_the_crop_of_a_transparent_image_is_its_visible_pixels_and_one_more() -> None:
+    # Colour under full transparency is not seen (canvases may export white there); the
+    # faintest opacity is.
+    pixels = np.zeros((50, 60, 4), np.uint8)
+    pixels[..., :3] = 255
+    pixels[10, 20, 3] = 1
+    pixels[30, 45] = (0, 0, 0, 255)
+    visible, left, top = crop_to_visible(pixels)
+    assert (left, top) == (19, 9)
+    np.testing.assert_array_equal(visible, pixels[9:32, 19:47])
 
 
 def test_blank_canvas_as_jpeg_is_not_a_digit() -> None:

@@ -99,6 +99,15 @@ def test_specks_are_not_digits() -> None:
     assert len(find_digits(ink)[1]) == 1
 
 
+def test_more_specks_than_16_bit_labels_hold_are_read_as_one_scribble() -> None:
+    # 67,600 specks: OpenCV refuses to number them in 16 bits, and they are still labelled.
+    ink = np.zeros((520, 520), np.uint8)
+    ink[::2, ::2] = 255
+    labelled, digits = find_digits(ink)
+    assert labelled.max() == 260 * 260
+    assert [(digit.width, digit.height, digit.area) for digit in digits] == [(519, 519, 67600)]
+
+
 def test_boxes_map_back_to_a_large_photo(mnist: MnistData) -> None:
     # A 2400x800 photo is read at a reduced size; its boxes are in the photo's own pixels.
     png, number, columns = number_drawing(mnist, [1, 2])
