@@ -72,8 +72,27 @@ def test_a_full_store_refuses_more(store_url: str) -> None:
     store = open_store(store_url, max_rows=2)
     store.add(correction(1, 1))
     store.add(correction(2, 2))
-    with pytest.raises(StoreUnavailableError, match=r"full \(2 corrections\)"):
-        store.add(correction(3, 3))
+    for label in (3, 4):  # and again: a refused correction leaves no row behind
+        with pytest.raises(StoreUnavailableError, match=r"full \(2 corrections\)"):
+            store.add(correction(label, label))
+    assert [row.label for row in store.all()] == [1, 2]
+    store.close()
+
+
+def test_writers_at_once_never_pass_the_cap(store_url: str) -> None:
+    store = open_store(store_url, max_rows=20)
+
+    def accepted(label: int) -> bool:
+        try:
+            store.add(correction(label, label))
+        except StoreUnavailableError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(accepted, [attempt % 10 for attempt in range(40)]))
+    assert answers.count(True) == 20
+    assert len(list(store.all())) == 20
     store.close()
 
 

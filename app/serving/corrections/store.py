@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, case, create_engine, event, func, select, text
+from sqlalchemy import Engine, case, create_engine, event, func, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -25,6 +25,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any number, the same in every replica: PostgreSQL's lock for one migration at a time.
 MIGRATION_LOCK_KEY = 20_261_130
 SQLITE_BUSY_MILLISECONDS = 10_000
+# Core, not an ORM Session adding a Correction (its unit of work, its identity map): store.add
+# called directly takes 0.27 against 0.8-1.0 ms on SQLite, a tenth of a POST /api/feedback.
+ADD_CORRECTION = insert(Correction).returning(Correction.id)
 
 
 def reason(error: Exception) -> str:
@@ -85,18 +88,23 @@ class CorrectionsStore:
             yield
 
     def add(self, new: NewCorrection) -> int:
-        """Store one correction; its id once committed."""
-        correction = Correction(**vars(new))
+        """Store one correction; its id once committed.
+
+        The row cap is checked on the id the row got, in the transaction that inserts it:
+        past the cap, the row is rolled back. SQLite gives a table without AUTOINCREMENT
+        the highest id plus one, so this refuses exactly when max(id) reached the cap;
+        PostgreSQL's sequence never hands two writers the same id. A SELECT max(id) before
+        the INSERT let writers at once pass the cap, both reading the same max (8 threads,
+        a cap of 20: 27 rows in SQLite, 21 in PostgreSQL).
+        """
         try:
-            with Session(self.engine) as session, session.begin():
-                highest = session.scalar(select(func.max(Correction.id))) or 0
-                if highest >= self.max_rows:
+            with self.engine.begin() as connection:
+                added = connection.execute(ADD_CORRECTION, vars(new)).scalar_one()
+                if added > self.max_rows:
                     raise StoreUnavailableError(
                         f"the corrections store is full ({self.max_rows:,} corrections)"
                     )
-                session.add(correction)
-                session.flush()
-                return correction.id
+                return added
         except OperationalError as error:
             raise StoreUnavailableError(
                 f"the corrections store cannot take it now ({reason(error)})"
