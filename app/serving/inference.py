@@ -16,7 +16,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exponentials / exponentials.sum(axis=1, keepdims=True)
 
 
-@dataclass(frozen=True)
+# Compared and hashed by identity (eq=False): its weights are arrays, and a model's loaded
+# copy is one object, which caches can key on (see app.serving.explanations).
+@dataclass(frozen=True, eq=False)
 class DenseClassifier:
     """Dense(units, relu) -> Dense(10, softmax): the network of the book's chapter 2."""
 
@@ -70,30 +72,39 @@ class Evidence:
 
 @dataclass(frozen=True)
 class ForwardPass:
-    """One input's way through the network, with the numbers of each step."""
+    """One input's way through the network, with the numbers of each step, and the evidence
+    for its most probable digits."""
 
     hidden: np.ndarray  # (units,): relu(x . W1 + b1)
     logits: np.ndarray  # (10,): h . W2 + b2
     probabilities: np.ndarray  # (10,): softmax(logits / temperature)
+    evidence: list[Evidence]  # for the most probable digit first
 
 
-def forward_pass(classifier: DenseClassifier, model_input: np.ndarray) -> ForwardPass:
-    hidden = np.maximum(model_input @ classifier.hidden_weights + classifier.hidden_bias, 0.0)
+def forward_pass(
+    classifier: DenseClassifier, model_input: np.ndarray, explained_digits: int = 2
+) -> ForwardPass:
+    """The (784,) input's forward pass, with the evidence for its `explained_digits` most
+    probable digits."""
+    # Blank pixels add nothing to any sum: the inked pixels' rows of W1, read once, give the
+    # hidden layer and every digit's pixel terms.
+    inked = np.flatnonzero(model_input)
+    ink, rows = model_input[inked], classifier.hidden_weights[inked]
+    hidden = np.maximum(ink @ rows + classifier.hidden_bias, 0.0)
     logits = hidden @ classifier.output_weights + classifier.output_bias
-    return ForwardPass(hidden, logits, softmax(logits[np.newaxis] / classifier.temperature)[0])
-
-
-def evidence(
-    classifier: DenseClassifier, model_input: np.ndarray, hidden: np.ndarray, digit: int
-) -> Evidence:
-    """The digit's logit split into one term per pixel and the two bias terms."""
-    through_active = classifier.output_weights[:, digit] * (hidden > 0)
-    pixels = np.zeros_like(model_input)
-    inked = np.flatnonzero(model_input)  # blank pixels contribute nothing
-    pixels[inked] = model_input[inked] * (classifier.hidden_weights[inked] @ through_active)
-    return Evidence(
-        digit=digit,
-        pixels=pixels,
-        hidden_bias=float(classifier.hidden_bias @ through_active),
-        output_bias=float(classifier.output_bias[digit]),
-    )
+    probabilities = softmax(logits[np.newaxis] / classifier.temperature)[0]
+    digits = np.argsort(probabilities)[::-1][:explained_digits]
+    through_active = classifier.output_weights[:, digits] * (hidden > 0)[:, np.newaxis]
+    pixels = np.zeros((len(digits), model_input.size), dtype=np.float32)
+    pixels[:, inked] = (ink[:, np.newaxis] * (rows @ through_active)).T
+    hidden_biases = classifier.hidden_bias @ through_active
+    evidence = [
+        Evidence(
+            int(digit),
+            pixels[rank],
+            float(hidden_biases[rank]),
+            float(classifier.output_bias[digit]),
+        )
+        for rank, digit in enumerate(digits)
+    ]
+    return ForwardPass(hidden, logits, probabilities, evidence)
