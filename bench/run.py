@@ -18,6 +18,7 @@ import platform
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ RESULTS = BENCH_DIR / "results.md"
 MNIST_DIR = Path(os.environ.get("MNIST_DIR", PROJECT_ROOT.parent / "shared" / "data" / "mnist"))
 DURATION_SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
 WARM_UP_SECONDS = 2
+ROUTE_ROUNDS = 3  # see request_times
 CONCURRENCIES = (1, 8, 64)
 TARGET_SPEED_UP = 20.0
 TARGET_SCALING = 1.5
@@ -279,18 +281,41 @@ def server_seconds(url: str, path: str) -> tuple[float, float]:
     return figures[0], figures[1]
 
 
+def taking_turns(loads: list[LoadResult]) -> LoadResult:
+    """One route's rounds as one row: the mean rate and median p50 of its rounds (of equal
+    length), their worst p99 and all their errors."""
+    return LoadResult(
+        requests_per_second=statistics.mean(load.requests_per_second for load in loads),
+        p50_ms=statistics.median(load.p50_ms for load in loads),
+        p99_ms=max(load.p99_ms for load in loads),
+        errors=sum(load.errors for load in loads),
+    )
+
+
 def request_times(url: str, uploads: dict[str, Upload]) -> dict[str, RouteTime]:
     """Each request alone, one after another (concurrency 1): wrk's mean time for it is the
-    server's plus loopback and wrk's own; the server's alone comes from its metrics."""
-    results = {}
-    for name, upload in uploads.items():
+    server's plus loopback and wrk's own; the server's alone comes from its metrics.
+
+    The routes take turns, ROUTE_ROUNDS rounds of a third of the time each: this machine's
+    speed drifts from one second to the next, and measured one after the other, a route's
+    difference from another (what explaining adds to a prediction) moved by more than the
+    difference itself (0.2 to 2.3 ms in runs minutes apart)."""
+    for upload in uploads.values():
         run_wrk(url, upload, 1, WARM_UP_SECONDS)
-        seconds_before, count_before = server_seconds(url, upload.path)
-        load = run_wrk(url, upload, 1, DURATION_SECONDS)
-        seconds_after, count_after = server_seconds(url, upload.path)
-        server_ms = (seconds_after - seconds_before) / (count_after - count_before) * 1000
-        results[name] = RouteTime(load, server_ms)
-    return results
+    loads: dict[str, list[LoadResult]] = {name: [] for name in uploads}
+    seconds = dict.fromkeys(uploads, 0.0)
+    requests = dict.fromkeys(uploads, 0.0)
+    for _ in range(ROUTE_ROUNDS):
+        for name, upload in uploads.items():
+            seconds_before, count_before = server_seconds(url, upload.path)
+            loads[name].append(run_wrk(url, upload, 1, DURATION_SECONDS // ROUTE_ROUNDS))
+            seconds_after, count_after = server_seconds(url, upload.path)
+            seconds[name] += seconds_after - seconds_before
+            requests[name] += count_after - count_before
+    return {
+        name: RouteTime(taking_turns(loads[name]), seconds[name] / requests[name] * 1000)
+        for name in uploads
+    }
 
 
 def milliseconds_each(result: LoadResult) -> float:
@@ -414,9 +439,11 @@ def report(
         *(row("framework floor, 1 worker", c, r) for c, r in floor.items()),
         *(row("naive baseline, 1 worker", c, r) for c, r in naive.items()),
         "",
-        "Each route alone, 1 worker, one request after another: the server's own time per",
-        "request (its latency histogram, GET /metrics), and wrk's, which adds loopback and wrk's",
-        "own work; corrections in a fresh SQLite file:",
+        "Each route alone, 1 worker, one request after another, the routes taking turns in",
+        f"{ROUTE_ROUNDS} rounds of {DURATION_SECONDS // ROUTE_ROUNDS} s: the server's own time per "
+        "request (its latency",
+        "histogram, GET /metrics), and wrk's, which adds loopback and wrk's own work (p50: the",
+        "rounds' median, p99: their worst); corrections in a fresh SQLite file:",
         "",
         "| Request | Server ms | Requests/s | wrk mean ms | p50 ms | p99 ms | Errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
