@@ -458,18 +458,37 @@ def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], numb
     page.keyboard.press("ArrowRight")
     expect(digits.nth(1)).to_be_focused()
     expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", number[1])
-    # The boxes of the digits are drawn over the pad.
-    boxed_pixels = page.evaluate(
+    # The boxes of the digits are drawn over the pad, around the digits written: the page
+    # sends only the part of the pad its strokes cover, and places the boxes back.
+    boxed = page.evaluate(
         """() => {
             const canvas = document.getElementById("boxes");
             const { width, height } = canvas;
             const data = canvas.getContext("2d").getImageData(0, 0, width, height).data;
             let count = 0;
-            for (let i = 3; i < data.length; i += 4) if (data[i] > 0) count += 1;
-            return count;
+            let left = width;
+            let right = 0;
+            for (let i = 3; i < data.length; i += 4) {
+                if (data[i] > 0) {
+                    count += 1;
+                    left = Math.min(left, ((i - 3) / 4) % width);
+                    right = Math.max(right, ((i - 3) / 4) % width);
+                }
+            }
+            const brush = Number(document.getElementById("brush").value);
+            return { count, left, right, width, brush };
         }"""
     )
-    assert boxed_pixels > 1000
+    assert boxed["count"] > 1000
+    # Where write_number put the first digit's leftmost point and the last one's rightmost;
+    # the pen reaches half its width further, and the boxes stand 8 pixels out.
+    first = min(x for stroke in DIGIT_STROKES[number[0]] for x, _ in stroke)
+    last = max(x for stroke in DIGIT_STROKES[number[-1]] for x, _ in stroke)
+    reach = boxed["brush"] / 2 + 8
+    left = (0.08 + first * 0.13) * boxed["width"] - reach
+    right = (0.08 + (len(number) - 1) * 0.2 + last * 0.13) * boxed["width"] + reach
+    assert boxed["left"] == pytest.approx(left, abs=12)
+    assert boxed["right"] == pytest.approx(right, abs=12)
 
 
 def test_one_digit_mode_says_when_it_sees_several(desktop: tuple[Page, PageWatcher]) -> None:
