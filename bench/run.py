@@ -55,6 +55,7 @@ TARGET_SCALING = 1.5
 TARGET_MEMORY_MB = 150.0
 MEMORY_PREDICTIONS = 300
 NUMBER_PAD = (1120, 400)  # the page's number mode (static/app.js)
+CROP_MARGIN = 4  # pixels the page keeps around the strokes it sends (static/app.js)
 LATENCY_METRIC = "digit_canvas_http_request_duration_seconds"
 TARGET_READ_MS = 5.0
 TARGET_EXPLAIN_MS = 1.0
@@ -63,7 +64,8 @@ ROUTE_TITLES = {
     "predict": "`POST /api/predict`",
     "predict_explained": "`POST /api/predict?explain=true`",
     "feedback": "`POST /api/feedback` (a correction)",
-    "read": "`POST /api/read` (4-digit number)",
+    "read": "`POST /api/read` (4-digit number, as the page sends it)",
+    "read_pad": "`POST /api/read` (the same, whole pad, multipart)",
 }
 
 
@@ -120,6 +122,18 @@ def number_canvas_png() -> tuple[bytes, str]:
     encoded = io.BytesIO()
     pad.save(encoded, "PNG", compress_level=1)  # fast, as browsers encode canvases
     return encoded.getvalue(), number
+
+
+def as_the_page_sends(png: bytes) -> bytes:
+    """The part of a transparent canvas its strokes cover, as the page sends a drawing."""
+    image = Image.open(io.BytesIO(png))
+    left, top, right, bottom = image.getbbox()
+    part = image.crop((max(0, left - CROP_MARGIN), max(0, top - CROP_MARGIN),
+                       min(image.width, right + CROP_MARGIN),
+                       min(image.height, bottom + CROP_MARGIN)))  # fmt: skip
+    encoded = io.BytesIO()
+    part.save(encoded, "PNG", compress_level=1)
+    return encoded.getvalue()
 
 
 def multipart_body(png: bytes, **fields: str) -> tuple[bytes, str]:
@@ -402,8 +416,9 @@ def report(
             largest_mb <= TARGET_MEMORY_MB,
         ),
         (
-            f"POST /api/read of a 4-digit canvas PNG: {each['read']:.2f} ms of server time "
-            f"(target < {TARGET_READ_MS:.0f} ms)",
+            f"POST /api/read of a 4-digit canvas PNG as the page sends it: {each['read']:.2f} "
+            f"ms of server time (target < {TARGET_READ_MS:.0f} ms; the whole pad, multipart: "
+            f"{each['read_pad']:.2f} ms)",
             each["read"] < TARGET_READ_MS,
         ),
         (
@@ -500,7 +515,8 @@ def main() -> int:
         "predict": predict,
         "predict_explained": Upload.multipart("/api/predict?explain=true", png),
         "feedback": Upload.multipart("/api/feedback", png, label=str(label)),
-        "read": Upload.multipart("/api/read", number_png),
+        "read": Upload("/api/read", as_the_page_sends(number_png), "image/png"),
+        "read_pad": Upload.multipart("/api/read", number_png),
     }
     quiet = {"LOG_LEVEL": "warning"}
     ours_command = [sys.executable, "-m", "app.serve"]

@@ -45,6 +45,7 @@ from app.training.data import MnistData, MnistDataError, load_mnist, to_model_in
 from app.training.drawings import DrawingStyle, random_style
 from app.training.drawn_sets import MAX_ROTATION, MAX_SLANT, canvas_styles, drawn_inputs
 from app.training.number_evaluation import NUMBERS_SEED, NumberMeasure, measure_numbers, number_jobs
+from app.training.numbers import Spacing
 from app.training.styles import STYLES, style_rng
 
 CANVAS_SEED = 20261126
@@ -54,6 +55,12 @@ MAX_STYLE_SAMPLES = 500  # every style suits more test digits (the fewest: 518 1
 # The style set and the numbers are built from the test split when it is this large; a
 # smaller one (exported corrections) is measured raw and drawn only.
 MIN_TEST_DIGITS = 1000
+# The number sets: the card's prefix of their figures, their spacing, their title.
+NUMBER_SETS: tuple[tuple[str, Spacing, str], ...] = (
+    ("numbers", "apart", "Numbers"),
+    ("tight_numbers", "tight", "Tight numbers"),
+    ("overlapping_numbers", "overlapping", "Overlapping numbers"),
+)
 
 
 @dataclass(frozen=True)
@@ -215,13 +222,14 @@ def evaluate(
 
 
 def evaluate_numbers(model_path: Path, data: MnistData, count: int, workers: int) -> dict[str, Any]:
-    """Reading whole numbers, with the gaps people leave and with digits almost touching."""
+    """Reading whole numbers: with the gaps people leave, with digits almost touching, and
+    with digits overlapping a little."""
     if len(data.x_test) < MIN_TEST_DIGITS:
         return {}
     classifier = load_classifier(model_path)
     figures: dict[str, Any] = {"numbers_seed": NUMBERS_SEED}
-    for prefix, tight in (("numbers", False), ("tight_numbers", True)):
-        jobs = number_jobs(data.x_test, data.y_test, count, tight=tight)
+    for prefix, spacing, _ in NUMBER_SETS:
+        jobs = number_jobs(data.x_test, data.y_test, count, spacing)
         figures |= measure_numbers(classifier, jobs, workers).as_card(prefix)
     return figures
 
@@ -274,7 +282,7 @@ def report(figures: dict[str, Any]) -> str:
                     figures[f"{prefix}_count"],
                 ),
             )
-            for title, prefix in (("Numbers", "numbers"), ("Tight numbers", "tight_numbers"))
+            for prefix, _, title in NUMBER_SETS
         ]
         count = figures["numbers_count"]
         lines.append(f"number sets: {count} numbers of 2-6 digits each, seed {NUMBERS_SEED}")
@@ -320,7 +328,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         default=1000,
         choices=range(1, 100_001),
         metavar="N",
-        help="numbers in each of the two number sets (default 1000)",
+        help="numbers in each of the three number sets (default 1000)",
     )
     parser.add_argument("--workers", type=int, default=2, help="rendering processes")
     parser.add_argument(

@@ -2,9 +2,10 @@
 people write them (app.training.numbers), read through the server's own segmentation and
 preprocessing (bytes to digits), each digit then classified by the model.
 
-Two sets: "numbers" with the gaps people leave between digits, and "tight" where the digits
-almost touch. Each reports number accuracy (every digit right, none missing or extra),
-digit-count accuracy, and per-digit accuracy over the numbers whose count was right.
+Three sets: "numbers" with the gaps people leave between digits, "tight" where the digits
+almost touch, and "overlapping" where their boxes overlap a little. Each reports number
+accuracy (every digit right, none missing or extra), digit-count accuracy, and per-digit
+accuracy over the numbers whose count was right.
 """
 
 import multiprocessing
@@ -15,17 +16,19 @@ import numpy as np
 from app.serving.inference import DenseClassifier
 from app.serving.preprocessing import Limits
 from app.serving.segmentation import read_digits
-from app.training.numbers import random_number_style, write_number
+from app.training.numbers import Spacing, random_number_style, write_number
 
 NUMBERS_SEED = 20261129
 DIGIT_COUNTS = (2, 6)
+# Each set's own stream of the seed (the first two as they were before the third).
+SPACING_STREAMS: dict[Spacing, int] = {"apart": 0, "tight": 1, "overlapping": 2}
 
 
 @dataclass(frozen=True)
 class NumberJob:
     digits: np.ndarray  # (count, 28, 28) uint8
     labels: str
-    tight: bool
+    spacing: Spacing
     seed: int
 
 
@@ -46,22 +49,22 @@ class NumberMeasure:
 
 
 def number_jobs(
-    images: np.ndarray, labels: np.ndarray, count: int, *, tight: bool
+    images: np.ndarray, labels: np.ndarray, count: int, spacing: Spacing
 ) -> list[NumberJob]:
     """`count` seeded numbers of 2-6 distinct test digits each."""
-    rng = np.random.default_rng([NUMBERS_SEED, int(tight)])
+    rng = np.random.default_rng([NUMBERS_SEED, SPACING_STREAMS[spacing]])
     jobs = []
     for _ in range(count):
         length = int(rng.integers(DIGIT_COUNTS[0], DIGIT_COUNTS[1] + 1))
         chosen = rng.choice(len(images), length, replace=False)
         text = "".join(str(int(label)) for label in labels[chosen])
-        jobs.append(NumberJob(images[chosen], text, tight, int(rng.integers(2**32))))
+        jobs.append(NumberJob(images[chosen], text, spacing, int(rng.integers(2**32))))
     return jobs
 
 
 def read_inputs(job: NumberJob) -> np.ndarray:
     """The model inputs of the digits the server finds in the written number, (n, 784)."""
-    style = random_number_style(np.random.default_rng(job.seed), len(job.labels), tight=job.tight)
+    style = random_number_style(np.random.default_rng(job.seed), len(job.labels), job.spacing)
     written = write_number(job.digits, style)
     return np.stack([digit.model_input for digit in read_digits(written.image, Limits())])
 

@@ -3,21 +3,29 @@
 Each digit is drawn as app.training.drawings draws a single one (scanned strokes or a pen,
 slanted), then set beside the previous one: digit heights of 40 to 120 pixels, each one a
 little larger or smaller and higher or lower than the last, gaps of 0.15 to 0.6 of a
-digit's width (almost none for the "tight" set), on canvases up to 1200x400, white or
-transparent as canvases export them.
+digit's width (almost none for the "tight" set, a small overlap for the "overlapping" one),
+on canvases up to 1200x400, white or transparent as canvases export them.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from app.training.drawings import Background, DrawingStyle, brush_strokes, canvas_export
 
+Spacing = Literal["apart", "tight", "overlapping"]
+
 MAX_CANVAS = (1200, 400)
 DIGIT_HEIGHTS = (40.0, 120.0)
-GAPS = (0.15, 0.6)  # of the digit's width
-TIGHT_GAPS = (0.0, 0.05)
+# Space before each digit, as a share of its width: as people leave it; almost none; and
+# less than none, digits whose boxes overlap a little (some of them with strokes touching).
+GAPS: dict[Spacing, tuple[float, float]] = {
+    "apart": (0.15, 0.6),
+    "tight": (0.0, 0.05),
+    "overlapping": (-0.1, 0.0),
+}
 SIZE_JITTER = 0.12  # relative, digit to digit
 BASELINE_JITTER = 0.1  # of the digit height
 MAX_SLANT = 0.25
@@ -36,8 +44,8 @@ class NumberStyle:
     background: Background
 
 
-def random_number_style(rng: np.random.Generator, count: int, *, tight: bool) -> NumberStyle:
-    gaps = TIGHT_GAPS if tight else GAPS
+def random_number_style(rng: np.random.Generator, count: int, spacing: Spacing) -> NumberStyle:
+    gaps = GAPS[spacing]
     ink, background = (("black", "white"), ("black", "transparent"), ("white", "transparent"))[
         rng.integers(3)
     ]

@@ -12,45 +12,48 @@ from PIL import Image
 from app.serving.model_file import load_classifier, model_card_path
 from app.training.data import MnistData
 from app.training.number_evaluation import measure_numbers, number_jobs
-from app.training.numbers import MAX_CANVAS, random_number_style, write_number
+from app.training.numbers import GAPS, MAX_CANVAS, Spacing, random_number_style, write_number
 from tests.conftest import run_module
 
 
-@pytest.mark.parametrize("tight", [False, True])
-def test_written_numbers_keep_their_digits_apart_and_in_order(
-    mnist: MnistData, tight: bool
+@pytest.mark.parametrize("spacing", ["apart", "tight", "overlapping"])
+def test_written_numbers_keep_their_digits_spaced_and_in_order(
+    mnist: MnistData, spacing: Spacing
 ) -> None:
     rng = np.random.default_rng(5)
     for _ in range(20):
         count = int(rng.integers(2, 7))
-        style = random_number_style(rng, count, tight=tight)
+        style = random_number_style(rng, count, spacing)
         written = write_number(mnist.x_test[:count], style)
         image = Image.open(io.BytesIO(written.image))
         assert image.width <= MAX_CANVAS[0] and image.height <= MAX_CANVAS[1]
         lefts = [left for left, _, _, _ in written.boxes]
         rights = [left + width for left, _, width, _ in written.boxes]
-        assert all(right <= left for right, left in zip(rights, lefts[1:], strict=False))
+        assert lefts == sorted(lefts) and rights == sorted(rights)
         assert rights[-1] <= image.width and all(top >= 0 for _, top, _, _ in written.boxes)
         gaps = [left - right for right, left in zip(rights, lefts[1:], strict=False)]
         widths = [width for _, _, width, _ in written.boxes[1:]]
         shares = [gap / width for gap, width in zip(gaps, widths, strict=True)]
         # Gaps are rounded to whole pixels, and shrink with the digits on a full canvas.
-        assert max(shares) <= (0.1 if tight else 0.65)
+        low, high = GAPS[spacing]
+        assert low - 0.05 <= min(shares) and max(shares) <= high + 0.05
 
 
 def test_number_sets_are_seeded(mnist: MnistData) -> None:
-    first = number_jobs(mnist.x_test, mnist.y_test, 50, tight=False)
-    again = number_jobs(mnist.x_test, mnist.y_test, 50, tight=False)
+    first = number_jobs(mnist.x_test, mnist.y_test, 50, "apart")
+    again = number_jobs(mnist.x_test, mnist.y_test, 50, "apart")
     assert [job.labels for job in first] == [job.labels for job in again]
     assert {len(job.labels) for job in first} == {2, 3, 4, 5, 6}
-    tight = number_jobs(mnist.x_test, mnist.y_test, 50, tight=True)
+    tight = number_jobs(mnist.x_test, mnist.y_test, 50, "tight")
+    overlapping = number_jobs(mnist.x_test, mnist.y_test, 50, "overlapping")
     assert [job.labels for job in tight] != [job.labels for job in first]
+    assert [job.labels for job in overlapping] != [job.labels for job in tight]
 
 
 def test_the_served_model_reads_most_written_numbers(
     mnist: MnistData, committed_model_path: Path
 ) -> None:
-    jobs = number_jobs(mnist.x_test, mnist.y_test, 60, tight=False)
+    jobs = number_jobs(mnist.x_test, mnist.y_test, 60, "apart")
     measure = measure_numbers(load_classifier(committed_model_path), jobs, workers=1)
     assert measure.numbers == 60
     assert measure.count_accuracy >= 0.9
@@ -71,7 +74,9 @@ def test_evaluate_numbers_writes_the_card(
     evaluation = json.loads(model_card_path(model).read_text())["evaluation"]
     assert "Numbers: number accuracy" in result.stdout
     assert "Tight numbers: number accuracy" in result.stdout
+    assert "Overlapping numbers: number accuracy" in result.stdout
     assert evaluation["numbers_count"] == evaluation["tight_numbers_count"] == 40
+    assert evaluation["overlapping_numbers_count"] == 40
     assert 0.7 <= evaluation["numbers_number_accuracy"] <= 1
     # The single-digit figures already in the card stay.
     assert "canvas_accuracy" in evaluation
