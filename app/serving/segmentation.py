@@ -9,6 +9,7 @@ preprocessing as a single drawing.
 """
 
 import itertools
+import statistics
 from dataclasses import dataclass
 
 import cv2
@@ -181,7 +182,8 @@ def digit_height(piece: Piece, others: list[Piece]) -> float:
     """The height a digit has here: the piece's own, or the other digits' median if more."""
     if not others:
         return piece.height
-    return max(piece.height, float(np.median([other.height for other in others])))
+    # statistics.median: NumPy's took 20 us for a list this short, 1 us; once per digit.
+    return max(piece.height, statistics.median(other.height for other in others))
 
 
 def split_touching(labelled: np.ndarray, piece: Piece, height: float) -> list[Piece]:
