@@ -4,8 +4,8 @@ Digits are the strokes' connected pieces, merged when they share columns (a "5" 
 was lifted off, a "4" in two strokes, a dot over a stroke), short pieces joined to their
 nearest neighbour (a bar or a flag drawn beside a stem, a break in a scanned stroke) or
 dropped when far from any (specks), and split at their thinnest column when a piece is much
-wider than tall (two digits that touch). Each digit's own strokes then go through the same
-preprocessing as a single drawing.
+wider than the number's digits are tall (two digits that touch). Each digit's own strokes
+then go through the same preprocessing as a single drawing.
 """
 
 import itertools
