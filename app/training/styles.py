@@ -465,3 +465,42 @@ def restyle(
     restyled = images.copy()
     restyled[sources[chosen]] = variants.images[order[first[chosen]]]
     return restyled
+
+
+PEN_REDRAW_CHUNK = 1000  # digits per task: one seeded stream each, whatever the workers
+PEN_REDRAW_STREAM = "pen_redraw"  # the redraws' own streams, apart from the styles'
+
+
+def redrawn_chunk(task: tuple[np.ndarray, int, int]) -> np.ndarray:
+    """(digits, seed, chunk index) -> each digit redrawn with a round pen of a random width,
+    from hairline to marker. One chunk's stream, in a process of its own if need be."""
+    digits, seed, chunk = task
+    rng = np.random.default_rng([seed, zlib.crc32(PEN_REDRAW_STREAM.encode()), chunk])
+    return np.stack([drawn_with_pen(digit, rng.uniform(*PEN_WIDTHS)) for digit in digits])
+
+
+def pen_redraws(images: np.ndarray, seed: int, workers: int = 1) -> np.ndarray:
+    """Every digit redrawn once with a round pen, as `drawn_with_pen` draws the styled ones;
+    the same redraws whatever the number of `workers` processes."""
+    tasks = [
+        (images[start : start + PEN_REDRAW_CHUNK], seed, chunk)
+        for chunk, start in enumerate(range(0, len(images), PEN_REDRAW_CHUNK))
+    ]
+    if workers <= 1:
+        made = [redrawn_chunk(task) for task in tasks]
+    else:
+        # Spawned, not forked: the training process holds TensorFlow's threads.
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            made = pool.map(redrawn_chunk, tasks, chunksize=1)
+    return np.concatenate(made) if made else images[:0].copy()
+
+
+def redraw_with_pen(
+    images: np.ndarray, redraws: np.ndarray, share: float, rng: np.random.Generator
+) -> np.ndarray:
+    """A copy of `images` where each of the first len(`redraws`) digits is, with probability
+    `share`, replaced by its pen redraw; digits past them (added corrections) stay as drawn."""
+    chosen = np.flatnonzero(rng.random(len(redraws)) < share)
+    redrawn = images.copy()
+    redrawn[chosen] = redraws[chosen]
+    return redrawn

@@ -17,6 +17,8 @@ from app.training.styles import (
     StyledVariants,
     drawn_with_pen,
     holes,
+    pen_redraws,
+    redraw_with_pen,
     restyle,
     styled_variants,
 )
@@ -359,3 +361,29 @@ def test_restyle_picks_styles_by_weight(mnist: MnistData, pool: StyledVariants) 
     # The styles weighted 2 (a flag alone, a closed top) are picked in proportion.
     assert abs(np.mean(np.array(picked_weights) == 2) - np.mean(expected)) < 0.03
     assert np.mean(expected) > 0.1
+
+
+def test_pen_redraws_are_seeded_and_the_same_made_in_several_processes(
+    mnist: MnistData,
+) -> None:
+    images = mnist.x_train[:1100]  # more than one chunk
+    alone = pen_redraws(images, seed=0)
+    np.testing.assert_array_equal(alone, pen_redraws(images, seed=0, workers=2))
+    assert alone.shape == images.shape and alone.dtype == np.uint8
+    assert np.abs(alone.astype(int) - pen_redraws(images, seed=1)).mean() > 1  # other pens
+    # Redrawn, not copied: a pen's strokes differ from the scan's.
+    assert (alone != images).any(axis=(1, 2)).all()
+
+
+def test_redraw_with_pen_replaces_a_share_and_leaves_digits_past_the_redraws(
+    mnist: MnistData,
+) -> None:
+    images = mnist.x_train[:POOL_DIGITS]
+    redraws = pen_redraws(images[:500], seed=0)
+    redrawn = redraw_with_pen(images, redraws, 0.3, np.random.default_rng(0))
+    changed = np.flatnonzero((redrawn != images).any(axis=(1, 2)))
+    assert 0.24 < len(changed) / len(redraws) < 0.36
+    assert changed.max() < len(redraws)  # the digits past them (corrections) stay as drawn
+    np.testing.assert_array_equal(redrawn[changed], redraws[changed])
+    unchanged = redraw_with_pen(images, redraws, 0.0, np.random.default_rng(0))
+    assert unchanged.tobytes() == images.tobytes()

@@ -16,7 +16,7 @@ import pytest
 from app.serving.model_file import model_card_path
 from app.training.artifacts import sha256_of_file
 from app.training.data import MnistData, to_model_input
-from app.training.styles import StyledVariants, styled_variants
+from app.training.styles import StyledVariants, pen_redraws, styled_variants
 from tests.conftest import run_module
 
 if TYPE_CHECKING:
@@ -159,6 +159,8 @@ def test_default_preset_augments_validates_and_keeps_the_best(default_runs, mnis
     assert card["data"]["validation_samples"] == 500
     assert card["data"]["train_samples"] == 5500
     assert card["data"]["styled_variants"] > 1000
+    assert training["pen_share"] > 0
+    assert card["data"]["pen_redraws"] == 5500
     assert training["epochs_run"] == 2
     assert training["best_epoch"] in (1, 2)
     assert [line.split(" - ")[0] for line in result.stdout.splitlines() if "val_loss" in line] == [
@@ -199,27 +201,33 @@ def test_committed_default_model_is_right_on_drawings(
     assert card["file"]["sha256"] == sha256_of_file(committed_model_path)
 
 
-def test_styled_variants_come_from_the_training_images_only(
+def test_styled_variants_and_pen_redraws_come_from_the_training_images_only(
     mnist: MnistData, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from app.training import train  # noqa: PLC0415 - imports TensorFlow
 
     made_from: list[np.ndarray] = []
+    redrawn_from: list[np.ndarray] = []
 
     def recording(images: np.ndarray, *arguments: Any, **options: Any) -> StyledVariants:
         made_from.append(images)
         return styled_variants(images, *arguments, **options)
 
+    def recording_redraws(images: np.ndarray, *arguments: Any, **options: Any) -> np.ndarray:
+        redrawn_from.append(images)
+        return pen_redraws(images, *arguments, **options)
+
     monkeypatch.setattr(train, "styled_variants", recording)
+    monkeypatch.setattr(train, "pen_redraws", recording_redraws)
     data = train.limit_samples(mnist, 1200, 300)
     config = replace(train.PRESETS["default"], epochs=1)
     train.train(data, config, tmp_path / "mnist_dense.keras", progress_bar=False)
 
-    [images] = made_from
     (train_images, _), (validation_images, _) = train.split_validation(
         data.x_train, data.y_train, config.validation_share, config.seed
     )
-    np.testing.assert_array_equal(images, train_images)
-    made = {image.tobytes() for image in images}
-    assert not made & {image.tobytes() for image in validation_images}
-    assert not made & {image.tobytes() for image in mnist.x_test}
+    for [images] in (made_from, redrawn_from):
+        np.testing.assert_array_equal(images, train_images)
+        made = {image.tobytes() for image in images}
+        assert not made & {image.tobytes() for image in validation_images}
+        assert not made & {image.tobytes() for image in mnist.x_test}
