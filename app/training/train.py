@@ -357,8 +357,9 @@ def calibrate(
     calibration error on them before and after.
 
     Fitted on the drawings alone, the temperature came out higher than on both forms (1.39
-    against 1.31) and left the canvas-realistic set's calibration error at 0.0045, against
-    0.0024: the scanned digits temper the few drawings that are confidently wrong.
+    against 1.31, for the model served before pen redraws) and left the canvas-realistic
+    set's calibration error at 0.0045, against 0.0024: the scanned digits temper the few
+    drawings that are confidently wrong.
     """
     images, labels = validation
     drawn = drawn_inputs(images, canvas_styles(len(images), CALIBRATION_SEED), workers)
