@@ -81,13 +81,17 @@ def test_parts_of_one_digit_drawn_apart_stay_one_digit() -> None:
     ]
 
 
+def touching_zeros(pen: ImageDraw.ImageDraw, left: int) -> None:
+    """A "00" from `left`, 160 pixels high, the two joined by a thin stroke: one piece."""
+    pen.ellipse((left, 40, left + 100, 200), outline=255, width=12)
+    pen.ellipse((left + 120, 40, left + 220, 200), outline=255, width=12)
+    pen.line((left + 95, 120, left + 125, 120), fill=255, width=3)
+
+
 def test_two_digits_that_touch_lightly_are_split() -> None:
-    # "00", the two joined by a thin stroke: one piece, much wider than tall.
+    # One piece, much wider than tall.
     image = Image.new("L", (260, 240), 0)
-    pen = ImageDraw.Draw(image)
-    pen.ellipse((10, 40, 110, 200), outline=255, width=12)
-    pen.ellipse((130, 40, 230, 200), outline=255, width=12)
-    pen.line((105, 120, 135, 120), fill=255, width=3)
+    touching_zeros(ImageDraw.Draw(image), 10)
     first, second = find_digits(np.asarray(image))[1]
     # Cut within the thin joint (columns 110 to 130): each "0" whole.
     assert first.left == 10 and second.left + second.width == 231
@@ -111,13 +115,11 @@ def test_a_flat_zero_between_taller_digits_is_one_digit() -> None:
 
 
 def test_touching_digits_beside_others_are_split() -> None:
-    # The same "00" joined by a thin stroke, after a "1" as tall as they are.
+    # The same "00" after a "1" as tall as they are.
     image = Image.new("L", (330, 240), 0)
     pen = ImageDraw.Draw(image)
     pen.line((20, 40, 20, 200), fill=255, width=12)
-    pen.ellipse((80, 40, 180, 200), outline=255, width=12)
-    pen.ellipse((200, 40, 300, 200), outline=255, width=12)
-    pen.line((175, 120, 205, 120), fill=255, width=3)
+    touching_zeros(pen, 80)
     assert len(find_digits(np.asarray(image))[1]) == 3
 
 
