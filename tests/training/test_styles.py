@@ -364,9 +364,12 @@ def test_restyle_picks_styles_by_weight(mnist: MnistData, pool: StyledVariants) 
 
 
 def test_pen_redraws_are_seeded_and_the_same_made_in_several_processes(
-    mnist: MnistData,
+    mnist: MnistData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    images = mnist.x_train[:1100]  # more than one chunk
+    # Chunks of 40 for this test: several of them from a few digits (the redraws take 2.7 ms
+    # a digit; 1,100 digits in chunks of 1,000 made this test take 16 s).
+    monkeypatch.setattr("app.training.styles.PEN_REDRAW_CHUNK", 40)
+    images = mnist.x_train[:100]
     alone = pen_redraws(images, seed=0)
     np.testing.assert_array_equal(alone, pen_redraws(images, seed=0, workers=2))
     assert alone.shape == images.shape and alone.dtype == np.uint8
