@@ -1,12 +1,11 @@
 """Digits drawn as people draw them on the page, then preprocessed as the server does: the
 canvas-realistic evaluation set, the style set, and the drawings calibration is fitted on."""
 
-import multiprocessing
-
 import numpy as np
 
 from app.serving.preprocessing import preprocess
 from app.training.drawings import DrawingStyle, random_style, render_drawing
+from app.training.processes import mapped
 
 MAX_ROTATION = 15.0
 MAX_SLANT = 0.3
@@ -27,8 +26,4 @@ def drawn_model_input(digit_and_style: tuple[np.ndarray, DrawingStyle]) -> np.nd
 def drawn_inputs(digits: np.ndarray, styles: list[DrawingStyle], workers: int) -> np.ndarray:
     """Model inputs of digits drawn in `styles`; rendering is spread over `workers` processes."""
     jobs = list(zip(digits, styles, strict=True))
-    if workers <= 1:
-        return np.stack([drawn_model_input(job) for job in jobs])
-    # Spawned, not forked: the parent may already hold TensorFlow's threads.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return np.stack(pool.map(drawn_model_input, jobs, chunksize=64))
+    return np.stack(mapped(drawn_model_input, jobs, workers, chunksize=64))

@@ -8,7 +8,6 @@ accuracy (every digit right, none missing or extra), digit-count accuracy, and p
 accuracy over the numbers whose count was right.
 """
 
-import multiprocessing
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +16,7 @@ from app.serving.inference import DenseClassifier
 from app.serving.preprocessing import Limits
 from app.serving.segmentation import read_digits
 from app.training.numbers import Spacing, random_number_style, write_number
+from app.training.processes import mapped
 
 NUMBERS_SEED = 20261129
 DIGIT_COUNTS = (2, 6)
@@ -72,12 +72,7 @@ def read_inputs(job: NumberJob) -> np.ndarray:
 def measure_numbers(
     classifier: DenseClassifier, jobs: list[NumberJob], workers: int
 ) -> NumberMeasure:
-    if workers <= 1:
-        found = [read_inputs(job) for job in jobs]
-    else:
-        # Spawned, not forked: the parent may already hold TensorFlow's threads.
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            found = pool.map(read_inputs, jobs, chunksize=16)
+    found = mapped(read_inputs, jobs, workers, chunksize=16)
     predictions = classifier.predict(np.concatenate(found)).argmax(axis=1)
     right = counted = digits_right = digits_counted = 0
     start = 0

@@ -18,7 +18,6 @@ the serving pipeline gives a drawing (`drawn_with_pen`): a pen's strokes meet in
 forks that MNIST's scans do not have.
 """
 
-import multiprocessing
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from app.serving.preprocessing import (
     stroke_width,
 )
 from app.training.drawings import PEN_WIDTHS, pen_strokes
+from app.training.processes import mapped
 
 FINE = 4  # strokes are added at this many times MNIST's resolution
 MARGIN = 6  # MNIST pixels of room around the 28x28 field, for strokes reaching past it
@@ -435,12 +435,7 @@ def styled_variants(
     tasks = [
         (name, images[chosen], seed, pen_share) for name, chosen in zip(names, indexes, strict=True)
     ]
-    if workers <= 1:
-        made = [variants_in_style(task) for task in tasks]
-    else:
-        # Spawned, not forked: the training process holds TensorFlow's threads.
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            made = pool.map(variants_in_style, tasks, chunksize=1)
+    made = mapped(variants_in_style, tasks, workers)
     variants, sources, weights = [], [], []
     for name, chosen, results in zip(names, indexes, made, strict=True):
         for index, variant in zip(chosen, results, strict=True):
@@ -486,12 +481,7 @@ def pen_redraws(images: np.ndarray, seed: int, workers: int = 1) -> np.ndarray:
         (images[start : start + PEN_REDRAW_CHUNK], seed, chunk)
         for chunk, start in enumerate(range(0, len(images), PEN_REDRAW_CHUNK))
     ]
-    if workers <= 1:
-        made = [redrawn_chunk(task) for task in tasks]
-    else:
-        # Spawned, not forked: the training process holds TensorFlow's threads.
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            made = pool.map(redrawn_chunk, tasks, chunksize=1)
+    made = mapped(redrawn_chunk, tasks, workers)
     return np.concatenate(made) if made else images[:0].copy()
 
 
