@@ -364,17 +364,30 @@ def resample_to_fine_scale(
         value=0,
     )
     if factor >= 1:
-        size = (width // factor, height // factor)
-        reduced = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
-        # Averaging blocks of `factor` pixels dims strokes thinner than a block: brought back
-        # to full strength, a hairline is still a stroke (made MNIST-wide later).
-        strongest = cv2.minMaxLoc(reduced)[1]
-        if strongest < 255:
-            reduced = cv2.convertScaleAbs(reduced, alpha=255 / max(strongest, 1))
-        return reduced, round(digit_size / factor)
+        return averaged_in_blocks(region, factor), round(digit_size / factor)
     scale = FINE_BOX / digit_size
     size = (round(width * scale), round(height * scale))
     return cv2.resize(region, size, interpolation=cv2.INTER_LINEAR), FINE_BOX
+
+
+def averaged_in_blocks(ink: np.ndarray, factor: int) -> np.ndarray:
+    """8-bit ink reduced by a whole factor, each pixel the mean of a block of `factor` x
+    `factor`: OpenCV's fastest reduction (for sides that are multiples of the factor, which
+    background fills out to), and a good anti-aliasing filter.
+
+    Averaging dims strokes thinner than a block: brought back to full strength, a hairline
+    is still a stroke (made MNIST-wide later).
+    """
+    height, width = ink.shape
+    padded = cv2.copyMakeBorder(
+        ink, 0, -height % factor, 0, -width % factor, cv2.BORDER_CONSTANT, value=0
+    )
+    size = (padded.shape[1] // factor, padded.shape[0] // factor)
+    reduced = cv2.resize(padded, size, interpolation=cv2.INTER_AREA)
+    strongest = cv2.minMaxLoc(reduced)[1]
+    if strongest < 255:
+        reduced = cv2.convertScaleAbs(reduced, alpha=255 / max(strongest, 1))
+    return reduced
 
 
 def stroke_width(strokes: np.ndarray) -> float:

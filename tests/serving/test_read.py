@@ -2,12 +2,15 @@
 page's number pad or a program sends them, read digit by digit."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
+from app.serving import segmentation
+from app.serving.model_file import load_classifier
 from app.serving.preprocessing import Limits
 from app.serving.segmentation import find_digits, read_digits
 from app.training.data import MnistData
@@ -18,18 +21,23 @@ PNG = {"Content-Type": "image/png"}
 
 
 def number_drawing(
-    mnist: MnistData, indices: list[int], height: int = 150, gap: float = 0.4
+    mnist: MnistData,
+    indices: list[int],
+    height: int = 150,
+    gap: float = 0.4,
+    drops: list[int] | None = None,
 ) -> tuple[bytes, str, list[tuple[int, int]]]:
     """The test digits at `indices` drawn left to right on a 1120x400 transparent canvas,
-    `gap` of a digit's height apart; the PNG, the number, and each digit's columns."""
+    `gap` of a digit's height apart, each `drops` pixels lower than the first (none); the
+    PNG, the number, and each digit's columns."""
     canvas = Image.new("RGBA", (1120, 400), (0, 0, 0, 0))
     x, columns = 40, []
-    for index in indices:
+    for index, drop in zip(indices, drops or [0] * len(indices), strict=True):
         style = DrawingStyle(canvas_size=(height, 400), digit_height=0.9 * height,
                              background="transparent")  # fmt: skip
         digit = Image.open(io.BytesIO(render_drawing(mnist.x_test[index], style)))
         left, _, right, _ = digit.getbbox()
-        canvas.alpha_composite(digit, (x - left, 0))
+        canvas.alpha_composite(digit, (x - left, drop))
         columns.append((x, x + right - left))
         x += right - left + round(gap * height)
     number = "".join(str(mnist.y_test[index]) for index in indices)
@@ -50,6 +58,43 @@ def test_numbers_are_read_digit_by_digit(client: TestClient, mnist: MnistData, i
         assert 100 < height < 150
         assert len(digit["input"]) == 28
         assert sum(digit["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_number_written_large_is_read_reduced_as_the_model_would_see_it_full_size(
+    mnist: MnistData, committed_model_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Digits 216 pixels high: the row is read at half size, where they are still 108 high.
+    png, number, columns = number_drawing(mnist, [3, 4, 5, 6], height=240)
+    read = read_digits(png, Limits())
+    assert len(read) == len(number)
+    for digit, (left, right) in zip(read, columns, strict=True):
+        x, _, width, height = digit.box
+        assert abs(x - left) <= 4 and abs(x + width - right) <= 4
+        assert 150 < height < 240
+    monkeypatch.setattr(segmentation, "NUMBER_WORKING_HEIGHT", 10_000)
+    full_size = np.stack([digit.model_input for digit in read_digits(png, Limits())])
+    inputs = np.stack([digit.model_input for digit in read])
+    # The same number, from inputs a few levels of grey apart.
+    classifier = load_classifier(committed_model_path)
+    answers = [classifier.predict(each).argmax(axis=1) for each in (inputs, full_size)]
+    assert "".join(map(str, answers[0])) == "".join(map(str, answers[1])) == number
+    assert np.abs(inputs - full_size).mean() < 0.02
+    assert not np.array_equal(inputs, full_size)  # they were read at half size
+
+
+def test_digits_far_shorter_than_their_row_are_found_full_size(mnist: MnistData) -> None:
+    # A baseline that wanders 90 pixels makes a row twice as high as its digits: reduced to
+    # that row's working height they would be too small, so their inputs are those of the
+    # same digits written on one line, to the bit.
+    indices, drops = [3, 4, 5, 6], [0, 90, 30, 60]
+    wandering, _, _ = number_drawing(mnist, indices, height=100, drops=drops)
+    level, _, _ = number_drawing(mnist, indices, height=100)
+    read_wandering, read_level = read_digits(wandering, Limits()), read_digits(level, Limits())
+    assert [digit.box[1] - drop for digit, drop in zip(read_wandering, drops, strict=True)] == [
+        digit.box[1] for digit in read_level
+    ]
+    for one, other in zip(read_wandering, read_level, strict=True):
+        np.testing.assert_array_equal(one.model_input, other.model_input)
 
 
 def test_a_single_digit_says_when_the_image_holds_several(client: TestClient, mnist):
