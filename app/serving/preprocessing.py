@@ -379,9 +379,12 @@ def averaged_in_blocks(ink: np.ndarray, factor: int) -> np.ndarray:
     is still a stroke (made MNIST-wide later).
     """
     height, width = ink.shape
-    padded = cv2.copyMakeBorder(
-        ink, 0, -height % factor, 0, -width % factor, cv2.BORDER_CONSTANT, value=0
-    )
+    padded = ink
+    if height % factor or width % factor:
+        # A copy: not for the fine-scale regions, already cut to multiples.
+        padded = cv2.copyMakeBorder(
+            ink, 0, -height % factor, 0, -width % factor, cv2.BORDER_CONSTANT, value=0
+        )
     size = (padded.shape[1] // factor, padded.shape[0] // factor)
     reduced = cv2.resize(padded, size, interpolation=cv2.INTER_AREA)
     strongest = cv2.minMaxLoc(reduced)[1]
