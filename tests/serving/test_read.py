@@ -173,6 +173,30 @@ def test_specks_are_not_digits() -> None:
     assert len(find_digits(ink)[1]) == 1
 
 
+def digit_columns(ink: np.ndarray) -> list[tuple[int, int]]:
+    return [(digit.left, digit.left + digit.width) for digit in find_digits(ink)[1]]
+
+
+def test_a_short_digit_whose_bar_was_lifted_off_stays_one_digit() -> None:
+    # "151" with the 5 written at half the height of the 1s: its body and its bar, each
+    # short, side by side with few columns in common, are one digit.
+    five = [(150, 128, 150, 150), (150, 150, 180, 160), (180, 160, 150, 190)]
+    bar = [(178, 118, 220, 118)]
+    ink = strokes((320, 240), [(40, 40, 40, 200), *five, *bar, (280, 40, 280, 200)])
+    assert digit_columns(ink) == [
+        pytest.approx((34, 46), abs=2),
+        pytest.approx((144, 221), abs=3),
+        pytest.approx((274, 286), abs=2),
+    ]
+
+
+def test_dots_left_by_a_broken_stroke_are_not_a_digit() -> None:
+    # "11" with a column of two dots between them, as high as the digits: little ink.
+    dots = [(150, 60, 150, 64), (150, 150, 150, 154)]
+    ink = strokes((300, 240), [(40, 40, 40, 200), *dots, (260, 40, 260, 200)])
+    assert digit_columns(ink) == [pytest.approx((34, 46), abs=2), pytest.approx((254, 266), abs=2)]
+
+
 def test_more_specks_than_16_bit_labels_hold_are_read_as_one_scribble() -> None:
     # 67,600 specks: OpenCV refuses to number them in 16 bits, and they are still labelled.
     ink = np.zeros((520, 520), np.uint8)
