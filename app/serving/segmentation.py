@@ -169,7 +169,10 @@ def digits_of_pieces(pieces: list[Piece]) -> list[Piece]:
     specks = [piece for piece in pieces if is_speck(piece, tallest)]
     whole = merged_while([piece for piece in pieces if not is_speck(piece, tallest)], share_columns)
     digits = [piece for piece in whole if piece.height >= FRAGMENT_HEIGHT * tallest]
-    near = lambda one, other: gap_between(one, other) <= reach  # noqa: E731
+
+    def near(one: Piece, other: Piece) -> bool:
+        return gap_between(one, other) <= reach
+
     fragments = merged_while(
         [piece for piece in whole if piece.height < FRAGMENT_HEIGHT * tallest], near
     )
