@@ -113,13 +113,17 @@ def strokes(size: tuple[int, int], lines: list[tuple[int, int, int, int]]) -> np
     return np.asarray(image)
 
 
+def digit_columns(ink: np.ndarray) -> list[tuple[int, int]]:
+    return [(digit.left, digit.left + digit.width) for digit in find_digits(ink)[1]]
+
+
 def test_parts_of_one_digit_drawn_apart_stay_one_digit() -> None:
     # A "5" whose top bar was lifted off, a "4" in two strokes, a "1" with a dot above.
     five = [(60, 40, 120, 40), (60, 50, 60, 110), (60, 110, 120, 150), (120, 150, 60, 200)]
     four = [(200, 40, 170, 140), (170, 140, 250, 140), (230, 60, 230, 210)]
     one = [(320, 80, 320, 210), (320, 40, 320, 44)]
     ink = strokes((400, 240), five + four + one)
-    assert [(digit.left, digit.left + digit.width) for digit in find_digits(ink)[1]] == [
+    assert digit_columns(ink) == [
         pytest.approx((54, 126), abs=2),
         pytest.approx((164, 251), abs=2),
         pytest.approx((314, 326), abs=2),
@@ -171,10 +175,6 @@ def test_touching_digits_beside_others_are_split() -> None:
 def test_specks_are_not_digits() -> None:
     ink = strokes((300, 240), [(150, 40, 150, 200), (40, 220, 42, 222)])
     assert len(find_digits(ink)[1]) == 1
-
-
-def digit_columns(ink: np.ndarray) -> list[tuple[int, int]]:
-    return [(digit.left, digit.left + digit.width) for digit in find_digits(ink)[1]]
 
 
 def test_a_short_digit_whose_bar_was_lifted_off_stays_one_digit() -> None:
