@@ -56,7 +56,8 @@
     activeStroke: null,
     activePointer: null,
     pointerType: null, // what drew last: a coarse hint stored with a correction
-    upload: null, // {file, bitmap, placement}: an image chosen or dropped instead of drawing
+    // An image chosen or dropped instead of drawing: {file, bitmap, placement, paper}.
+    upload: null,
     // Requests: at most one in flight. A change meanwhile is sent when it returns, so that
     // live results keep coming over a slow network instead of each being cancelled.
     inFlight: false,
@@ -77,7 +78,42 @@
   // ---- drawing -----------------------------------------------------------------------------
 
   function inkColour() {
+    const paper = state.upload && state.upload.paper;
+    if (paper) {
+      // Strokes added to an image are ink on its paper, whatever the page's colour scheme.
+      return paper.light ? "#000" : "#fff";
+    }
     return getComputedStyle(document.documentElement).getPropertyValue("--ink").trim() || "#000";
+  }
+
+  function paperOf(bitmap) {
+    // The colour of an opaque image's edge (the median of each channel), which is its paper;
+    // null for an image whose edge is transparent (a canvas export), which has none.
+    const side = 64;
+    const probe = document.createElement("canvas");
+    probe.width = probe.height = side;
+    const probeContext = probe.getContext("2d", { willReadFrequently: true });
+    probeContext.drawImage(bitmap, 0, 0, side, side);
+    const { data } = probeContext.getImageData(0, 0, side, side);
+    const channels = [[], [], [], []];
+    for (let i = 0; i < side * side; i += 1) {
+      const row = Math.floor(i / side);
+      const column = i % side;
+      if (row === 0 || row === side - 1 || column === 0 || column === side - 1) {
+        channels.forEach((values, channel) => values.push(data[4 * i + channel]));
+      }
+    }
+    const [red, green, blue, alpha] = channels.map((values) => {
+      values.sort((one, other) => one - other);
+      return values[values.length >> 1];
+    });
+    if (alpha < 255) {
+      return null;
+    }
+    return {
+      colour: `rgb(${red} ${green} ${blue})`,
+      light: 0.299 * red + 0.587 * green + 0.114 * blue >= 128,
+    };
   }
 
   function hasContent() {
@@ -120,6 +156,12 @@
     state.renderQueued = false;
     context.clearRect(0, 0, pad.width, pad.height);
     if (state.upload && state.upload.bitmap) {
+      if (state.upload.paper) {
+        // Around the image, its paper: strokes over it are then sent on one opaque sheet,
+        // not an opaque image in transparent margins that would read as ink.
+        context.fillStyle = state.upload.paper.colour;
+        context.fillRect(0, 0, pad.width, pad.height);
+      }
       drawUpload(state.upload);
     }
     const colour = inkColour();
@@ -277,7 +319,7 @@
     }
     releaseStroke();
     state.strokes = [];
-    state.upload = { file, bitmap, placement: null };
+    state.upload = { file, bitmap, placement: null, paper: bitmap && paperOf(bitmap) };
     forgetAnswers();
     afterEdit();
   }

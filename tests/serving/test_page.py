@@ -498,6 +498,32 @@ def test_one_digit_mode_says_when_it_sees_several(desktop: tuple[Page, PageWatch
     expect(page.locator("#status")).to_have_text(re.compile("This looks like 2 digits"))
 
 
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_strokes_added_to_an_uploaded_number(
+    browser: Browser, server_url: str, mnist: MnistData, tmp_path: Path, scheme: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, color_scheme=scheme)
+    page, watcher = open_page(context, server_url)
+    page.get_by_role("button", name="A number").click()
+    # "42" in dark ink on white paper, as a scan or photo is: narrower than the pad, which
+    # shows it with room on both sides.
+    paper = Image.new("L", (300, 200), 255)
+    for position, digit in enumerate((4, 2)):
+        index = int((mnist.y_test == digit).argmax())
+        written = Image.fromarray(255 - mnist.x_test[index]).resize((112, 112))
+        paper.paste(written, (30 + position * 130, 44))
+    upload = tmp_path / "forty-two.png"
+    upload.write_bytes(encode(paper))
+    page.locator("#upload").set_input_files(upload)
+    expect(page.locator("#digit")).to_have_text("42")
+    # A 7 written after it, on the pad beside the image: the number goes on.
+    draw_with_mouse(page, [[(0.8 + x * 0.12, 0.15 + y * 0.7) for x, y in SEVEN[0]]])
+    expect(page.locator("#digit")).to_have_text("427")
+    screenshot(page, f"number-upload-and-strokes-{scheme}")
+    context.close()
+    assert watcher.errors == []
+
+
 def test_live_answers_arrive_over_a_slow_network(browser: Browser, server_url: str) -> None:
     context = browser.new_context()
     page, watcher = open_page(context, server_url)
