@@ -244,6 +244,9 @@
     } else {
       removeUpload();
     }
+    // What is shown, and any answer on its way, is about strokes no longer there.
+    forgetAnswers();
+    showOutdated();
     afterEdit();
   }
 
@@ -442,6 +445,7 @@
   }
 
   function showAnswer(response, body, { announce, mode, origin }) {
+    digitView.classList.remove("outdated");
     if (response.ok) {
       if (mode === "number") {
         showReading(body, announce, origin);
@@ -647,7 +651,7 @@
       bar.removeAttribute("aria-label");
     });
     digitView.textContent = "?";
-    digitView.classList.remove("number");
+    digitView.classList.remove("number", "outdated");
     confidenceView.textContent =
       state.mode === "number" ? "Write to read a number" : "Draw to see a prediction";
     numberDigits.hidden = true;
@@ -669,6 +673,14 @@
 
   function showError(message) {
     setStatus(message, true);
+  }
+
+  function showOutdated() {
+    // Until the answer for the drawing as it now is: the last one dimmed, without the boxes
+    // of strokes taken back, and no correction of it.
+    digitView.classList.add("outdated");
+    clearBoxes();
+    feedback.hidden = true;
   }
 
 

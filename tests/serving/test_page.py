@@ -524,6 +524,42 @@ def test_strokes_added_to_an_uploaded_number(
     assert watcher.errors == []
 
 
+def test_an_undo_never_shows_the_answer_for_the_stroke_taken_back(
+    browser: Browser, server_url: str
+) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page, watcher = open_page(context, server_url)
+    page.get_by_role("button", name="A number").click()
+    write_number(page, "42")
+    expect(page.locator("#status")).to_have_text("Read: 42.")
+    session = context.new_cdp_session(page)
+    session.send("Network.enable")
+    session.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 400, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    # A third digit, taken back as soon as it is written: its answer is still on its way.
+    draw_with_mouse(page, [[(0.5 + x * 0.13, 0.15 + y * 0.7) for x, y in ONE[0]]])
+    page.get_by_role("button", name="Undo").click()
+    shown = []
+    for _ in range(30):
+        shown.append(
+            page.evaluate(
+                """() => {
+                    const digit = document.getElementById("digit");
+                    return [digit.textContent, digit.classList.contains("outdated")];
+                }"""
+            )
+        )
+        page.wait_for_timeout(50)
+    expect(page.locator("#digit")).to_have_text("42")
+    expect(page.locator("#digit")).not_to_have_class(re.compile("outdated"))
+    # Answers of three digits may be shown only as outdated, dimmed, until the new one.
+    assert [text for text, outdated in shown if not outdated and text != "42"] == []
+    context.close()
+    assert watcher.errors == []
+
+
 def test_live_answers_arrive_over_a_slow_network(browser: Browser, server_url: str) -> None:
     context = browser.new_context()
     page, watcher = open_page(context, server_url)
