@@ -275,13 +275,55 @@
 
   // ---- modes -------------------------------------------------------------------------------
 
+  function strokesBox() {
+    // The strokes' extent, their pen's width included: {left, top, right, bottom}.
+    const box = { left: Infinity, top: Infinity, right: -Infinity, bottom: -Infinity };
+    state.strokes.forEach(({ width, points }) => {
+      points.forEach(({ x, y }) => {
+        box.left = Math.min(box.left, x - width / 2);
+        box.top = Math.min(box.top, y - width / 2);
+        box.right = Math.max(box.right, x + width / 2);
+        box.bottom = Math.max(box.bottom, y + width / 2);
+      });
+    });
+    return box;
+  }
+
+  function placeStrokes(scale, shiftX, shiftY) {
+    state.strokes = state.strokes.map(({ width, points }) => ({
+      width: width * scale,
+      points: points.map(({ x, y }) => ({ x: x * scale + shiftX, y: y * scale + shiftY })),
+    }));
+  }
+
+  function fitDrawing(width, height) {
+    // The drawing moved onto a pad of `width` x `height`: strokes over an image follow the
+    // image, placed anew; strokes alone keep their size if they fit, centred.
+    const placement = state.upload && state.upload.placement;
+    if (placement) {
+      const { bitmap } = state.upload;
+      const scale = Math.min(width / bitmap.width, height / bitmap.height);
+      const ratio = scale / placement.scale;
+      placeStrokes(ratio,
+        (width - bitmap.width * scale) / 2 - placement.x * ratio,
+        (height - bitmap.height * scale) / 2 - placement.y * ratio);
+    } else if (state.strokes.length > 0) {
+      const box = strokesBox();
+      const margin = 0.05 * Math.min(width, height);
+      const scale = Math.min(1, (width - 2 * margin) / (box.right - box.left),
+        (height - 2 * margin) / (box.bottom - box.top));
+      placeStrokes(scale,
+        width / 2 - ((box.left + box.right) / 2) * scale,
+        height / 2 - ((box.top + box.bottom) / 2) * scale);
+    }
+  }
+
   function setMode(mode, { announce = true } = {}) {
     const settings = MODES[mode];
     state.mode = mode;
     releaseStroke();
-    state.strokes = [];
-    removeUpload();
     forgetAnswers();
+    fitDrawing(settings.width, settings.height);
     pad.width = boxes.width = settings.width;
     pad.height = boxes.height = settings.height;
     padHint.textContent = settings.hint;
@@ -302,6 +344,9 @@
           : "Digit mode: draw one digit."
         : "",
     );
+    if (hasContent()) {
+      predict(false); // the drawing kept, read the other way; the mode's message stays
+    }
   }
 
   // ---- uploads -----------------------------------------------------------------------------
@@ -513,7 +558,10 @@
     digitView.textContent = String(result.digit);
     digitView.classList.remove("number");
     const doubt = runnerUpIfClose(result);
-    if (doubt === null) {
+    if (result.digits_found) {
+      // Not "sure it is a 4" of what looks like a number.
+      setConfidence(`${result.digits_found} digits?`, ` Read as one, it looks most like a ${result.digit}`);
+    } else if (doubt === null) {
       setConfidence(percent(result.confidence), ` sure it is a ${result.digit}`);
     } else {
       // The moments when a correction helps most: say so, and which it hesitates between.

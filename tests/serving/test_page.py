@@ -491,11 +491,29 @@ def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], numb
     assert boxed["right"] == pytest.approx(right, abs=12)
 
 
-def test_one_digit_mode_says_when_it_sees_several(desktop: tuple[Page, PageWatcher]) -> None:
-    page, _ = desktop
+def write_number_on_the_digit_pad(page: Page) -> None:
+    """Two 1s side by side on the square pad."""
     for position, stroke in enumerate([ONE[0], ONE[0]]):
         draw_with_mouse(page, [[(x - 0.25 + 0.5 * position, y) for x, y in stroke]])
+
+
+def test_one_digit_mode_says_when_it_sees_several_and_keeps_them_for_a_number(
+    desktop: tuple[Page, PageWatcher],
+) -> None:
+    page, _ = desktop
+    write_number_on_the_digit_pad(page)
     expect(page.locator("#status")).to_have_text(re.compile("This looks like 2 digits"))
+    # Not "100 % sure it is a 1" of what looks like two digits.
+    expect(page.locator("#confidence")).to_have_text(re.compile("^2 digits\\?"))
+    page.get_by_role("button", name="A number").click()
+    # The strokes came along, fitted to the number pad, and are read as a number.
+    expect(page.locator("#digit")).to_have_text("11")
+    assert not pad_is_blank(page)
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("#digit")).to_have_text("1")
+    page.get_by_role("button", name="One digit").click()
+    expect(page.locator("#digit")).to_have_text("1")
+    expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", "1")
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
