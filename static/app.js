@@ -73,6 +73,7 @@
     reading: null, // the last number read: {digits: [...]}
     selected: 0,
     chosen: false, // whether the user chose the digit shown; if not, the last one is
+    answerInStatus: false, // the status line announces an answer (outdated by the next one)
   };
 
   // ---- drawing -----------------------------------------------------------------------------
@@ -516,9 +517,20 @@
     return `${value.toFixed(1)}%`;
   }
 
-  function setStatus(message, isError) {
+  function setStatus(message, isError, { answer = false } = {}) {
     statusView.textContent = message;
     statusView.classList.toggle("error", Boolean(isError));
+    state.answerInStatus = answer;
+  }
+
+  function announceAnswer(message, announce) {
+    // Screen readers hear the answer when a stroke ends; the live answers while drawing
+    // only take an older one's words away, so that the status never contradicts the page.
+    if (announce) {
+      setStatus(message, false, { answer: true });
+    } else if (state.answerInStatus) {
+      setStatus("", false);
+    }
   }
 
   function showChart(result) {
@@ -577,12 +589,12 @@
         `This looks like ${result.digits_found} digits. Choose “A number” to read each of them.`,
         false,
       );
-    } else if (announce) {
-      setStatus(
+    } else {
+      announceAnswer(
         doubt === null
           ? `Prediction: ${result.digit}, ${percent(result.confidence)} confident.`
           : `Prediction: ${result.digit}, ${percent(result.confidence)}, or perhaps a ${doubt}.`,
-        false,
+        announce,
       );
     }
   }
@@ -619,9 +631,7 @@
     numberDigits.hidden = false;
     feedback.hidden = false;
     selectDigit(state.selected, false);
-    if (announce) {
-      setStatus(`Read: ${reading.number}.`, false);
-    }
+    announceAnswer(`Read: ${reading.number}.`, announce);
   }
 
   function selectDigit(index, focus) {

@@ -578,6 +578,34 @@ def test_an_undo_never_shows_the_answer_for_the_stroke_taken_back(
     assert watcher.errors == []
 
 
+def test_the_status_never_tells_an_older_answer_than_the_one_shown(
+    desktop: tuple[Page, PageWatcher],
+) -> None:
+    page, _ = desktop
+    page.get_by_role("button", name="A number").click()
+    write_number(page, "4")
+    expect(page.locator("#status")).to_have_text("Read: 4.")
+    # A 1 written slowly after it: live answers show "41" while the pointer is down.
+    box = pad_box(page)
+    x = box["x"] + 0.3 * box["width"]
+    page.mouse.move(x, box["y"] + 0.15 * box["height"])
+    page.mouse.down()
+    seen = None
+    for step in range(40):
+        page.mouse.move(x, box["y"] + (0.15 + 0.018 * step) * box["height"])
+        page.wait_for_timeout(40)
+        seen = page.evaluate(
+            """() => [document.getElementById("digit").textContent,
+                      document.getElementById("status").textContent]"""
+        )
+        if seen[0] == "41":
+            break
+    assert seen is not None and seen[0] == "41", "no live answer while drawing"
+    assert seen[1] != "Read: 4."
+    page.mouse.up()
+    expect(page.locator("#status")).to_have_text("Read: 41.")
+
+
 def test_live_answers_arrive_over_a_slow_network(browser: Browser, server_url: str) -> None:
     context = browser.new_context()
     page, watcher = open_page(context, server_url)
