@@ -676,16 +676,31 @@
     const styles = getComputedStyle(document.documentElement);
     const accent = styles.getPropertyValue("--bar-top").trim();
     const muted = styles.getPropertyValue("--muted").trim();
-    boxesContext.font = "600 26px system-ui, sans-serif";
+    const background = styles.getPropertyValue("--bg").trim();
+    // Pad pixels per pixel on screen: a phone shows the 1120-pixel pad 350 pixels wide, and
+    // labels of 26 pad pixels would be 8 on screen.
+    const shown = boxes.getBoundingClientRect().width;
+    const unit = Math.max(1, shown > 0 ? boxes.width / shown / 1.6 : 1);
+    const labelSize = Math.round(26 * unit);
+    boxesContext.font = `600 ${labelSize}px system-ui, sans-serif`;
+    boxesContext.lineJoin = "round";
     state.reading.digits.forEach((digit, index) => {
       const chosen = index === state.selected;
       const { x, y, width, height } = boxOnPad(digit.box);
-      boxesContext.strokeStyle = chosen ? accent : muted;
-      boxesContext.fillStyle = chosen ? accent : muted;
-      boxesContext.lineWidth = chosen ? 5 : 2;
-      boxesContext.setLineDash(chosen ? [] : [10, 8]);
+      const colour = chosen ? accent : muted;
+      boxesContext.strokeStyle = colour;
+      boxesContext.lineWidth = (chosen ? 5 : 2) * unit;
+      boxesContext.setLineDash(chosen ? [] : [10 * unit, 8 * unit]);
       boxesContext.strokeRect(x - 8, y - 8, width + 16, height + 16);
-      boxesContext.fillText(String(digit.digit), x - 6, Math.max(26, y - 14));
+      // A halo of the page's background: the label stays legible over an image's paper.
+      const labelX = x - 6;
+      const labelY = Math.max(labelSize, y - 8 - 6 * unit);
+      boxesContext.setLineDash([]);
+      boxesContext.lineWidth = 4 * unit;
+      boxesContext.strokeStyle = background;
+      boxesContext.strokeText(String(digit.digit), labelX, labelY);
+      boxesContext.fillStyle = colour;
+      boxesContext.fillText(String(digit.digit), labelX, labelY);
     });
   }
 
@@ -1127,6 +1142,12 @@
     event.preventDefault();
     useFile(event.dataTransfer.files[0]);
   });
+
+  new ResizeObserver(() => {
+    if (state.reading) {
+      drawBoxes();
+    }
+  }).observe(boxes);
 
   // The ink follows the colour scheme; strokes already drawn are redrawn in the new colour.
   window.matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {

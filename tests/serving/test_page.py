@@ -606,6 +606,25 @@ def test_the_status_never_tells_an_older_answer_than_the_one_shown(
     expect(page.locator("#status")).to_have_text("Read: 41.")
 
 
+def test_digit_labels_are_legible_on_a_phone(browser: Browser, server_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page, watcher = open_page(context, server_url)
+    page.get_by_role("button", name="A number").click()
+    write_number(page, "42")
+    expect(page.locator("#digit")).to_have_text("42")
+    label_on_screen = page.evaluate(
+        """() => {
+            const boxes = document.getElementById("boxes");
+            const size = parseFloat(boxes.getContext("2d").font.match(/(\\d+)px/)[1]);
+            return size * boxes.getBoundingClientRect().width / boxes.width;
+        }"""
+    )
+    assert label_on_screen >= 14
+    screenshot(page, "phone-number-labels")
+    context.close()
+    assert watcher.errors == []
+
+
 def test_live_answers_arrive_over_a_slow_network(browser: Browser, server_url: str) -> None:
     context = browser.new_context()
     page, watcher = open_page(context, server_url)
