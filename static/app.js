@@ -121,6 +121,22 @@
     return state.strokes.length > 0 || state.upload !== null;
   }
 
+  function strokesBox(margin = 0) {
+    // The strokes' extent, their round pen's width and `margin` included (curves through
+    // the points stay between them): {left, top, right, bottom}.
+    const box = { left: Infinity, top: Infinity, right: -Infinity, bottom: -Infinity };
+    state.strokes.forEach(({ width, points }) => {
+      const reach = width / 2 + margin;
+      points.forEach(({ x, y }) => {
+        box.left = Math.min(box.left, x - reach);
+        box.top = Math.min(box.top, y - reach);
+        box.right = Math.max(box.right, x + reach);
+        box.bottom = Math.max(box.bottom, y + reach);
+      });
+    });
+    return box;
+  }
+
   function drawStroke(stroke) {
     const points = stroke.points;
     context.lineWidth = stroke.width;
@@ -276,20 +292,6 @@
 
   // ---- modes -------------------------------------------------------------------------------
 
-  function strokesBox() {
-    // The strokes' extent, their pen's width included: {left, top, right, bottom}.
-    const box = { left: Infinity, top: Infinity, right: -Infinity, bottom: -Infinity };
-    state.strokes.forEach(({ width, points }) => {
-      points.forEach(({ x, y }) => {
-        box.left = Math.min(box.left, x - width / 2);
-        box.top = Math.min(box.top, y - width / 2);
-        box.right = Math.max(box.right, x + width / 2);
-        box.bottom = Math.max(box.bottom, y + width / 2);
-      });
-    });
-    return box;
-  }
-
   function placeStrokes(scale, shiftX, shiftY) {
     state.strokes = state.strokes.map(({ width, points }) => ({
       width: width * scale,
@@ -400,21 +402,8 @@
   }
 
   function strokeBounds() {
-    // The part of the pad the strokes cover: their points, widened by the round pen and a
-    // little anti-aliasing (curves through the points stay between them).
-    let left = Infinity;
-    let top = Infinity;
-    let right = -Infinity;
-    let bottom = -Infinity;
-    state.strokes.forEach(({ width, points }) => {
-      const reach = width / 2 + CROP_MARGIN;
-      points.forEach(({ x, y }) => {
-        left = Math.min(left, x - reach);
-        top = Math.min(top, y - reach);
-        right = Math.max(right, x + reach);
-        bottom = Math.max(bottom, y + reach);
-      });
-    });
+    // The part of the pad the strokes cover, with a little anti-aliasing, in whole pixels.
+    const { left, top, right, bottom } = strokesBox(CROP_MARGIN);
     const x = Math.max(0, Math.floor(left));
     const y = Math.max(0, Math.floor(top));
     const width = Math.min(pad.width, Math.ceil(right)) - x;
