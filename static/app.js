@@ -35,6 +35,7 @@
   const uploadInput = document.getElementById("upload");
   const brushInput = document.getElementById("brush");
   const brushValue = document.getElementById("brush-value");
+  const results = document.getElementById("results");
   const digitView = document.getElementById("digit");
   const confidenceView = document.getElementById("confidence");
   const numberDigits = document.getElementById("number-digits");
@@ -74,6 +75,7 @@
     selected: 0,
     chosen: false, // whether the user chose the digit shown; if not, the last one is
     answerInStatus: false, // the status line announces an answer (outdated by the next one)
+    outdated: false, // the answer shown is about strokes since taken back
   };
 
   // ---- drawing -----------------------------------------------------------------------------
@@ -263,7 +265,7 @@
     }
     // What is shown, and any answer on its way, is about strokes no longer there.
     forgetAnswers();
-    showOutdated();
+    setOutdated(true);
     afterEdit();
   }
 
@@ -480,7 +482,7 @@
   }
 
   function showAnswer(response, body, { announce, mode, origin }) {
-    digitView.classList.remove("outdated");
+    setOutdated(false);
     if (response.ok) {
       if (mode === "number") {
         showReading(body, announce, origin);
@@ -662,6 +664,9 @@
 
   function drawBoxes() {
     clearBoxes();
+    if (state.outdated) {
+      return;
+    }
     const styles = getComputedStyle(document.documentElement);
     const accent = styles.getPropertyValue("--bar-top").trim();
     const muted = styles.getPropertyValue("--muted").trim();
@@ -713,7 +718,8 @@
       bar.removeAttribute("aria-label");
     });
     digitView.textContent = "?";
-    digitView.classList.remove("number", "outdated");
+    digitView.classList.remove("number");
+    setOutdated(false);
     confidenceView.textContent =
       state.mode === "number" ? "Write to read a number" : "Draw to see a prediction";
     numberDigits.hidden = true;
@@ -737,12 +743,15 @@
     setStatus(message, true);
   }
 
-  function showOutdated() {
+  function setOutdated(outdated) {
     // Until the answer for the drawing as it now is: the last one dimmed, without the boxes
-    // of strokes taken back, and no correction of it.
-    digitView.classList.add("outdated");
-    clearBoxes();
-    feedback.hidden = true;
+    // of strokes taken back (whatever redraws them), and no correction of it.
+    state.outdated = outdated;
+    results.classList.toggle("outdated", outdated);
+    if (outdated) {
+      clearBoxes();
+      feedback.hidden = true;
+    }
   }
 
 
