@@ -90,33 +90,43 @@
   }
 
   function paperOf(bitmap) {
-    // The colour of an opaque image's edge (the median of each channel), which is its paper;
-    // null for an image whose edge is transparent (a canvas export), which has none.
+    // The paper strokes added to an image go on: an opaque image's edge colour (the median
+    // of each channel); for an image over transparency (a canvas export), plain paper
+    // opposite to its strokes, as the server reads them. Null if nothing of it is visible.
     const side = 64;
     const probe = document.createElement("canvas");
     probe.width = probe.height = side;
     const probeContext = probe.getContext("2d", { willReadFrequently: true });
     probeContext.drawImage(bitmap, 0, 0, side, side);
     const { data } = probeContext.getImageData(0, 0, side, side);
-    const channels = [[], [], [], []];
+    const brightness = (i) => 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+    const edge = [[], [], [], []];
+    let opacity = 0;
+    let lightness = 0;
     for (let i = 0; i < side * side; i += 1) {
       const row = Math.floor(i / side);
       const column = i % side;
       if (row === 0 || row === side - 1 || column === 0 || column === side - 1) {
-        channels.forEach((values, channel) => values.push(data[4 * i + channel]));
+        edge.forEach((values, channel) => values.push(data[4 * i + channel]));
       }
+      opacity += data[4 * i + 3];
+      lightness += data[4 * i + 3] * brightness(4 * i);
     }
-    const [red, green, blue, alpha] = channels.map((values) => {
+    const [red, green, blue, alpha] = edge.map((values) => {
       values.sort((one, other) => one - other);
       return values[values.length >> 1];
     });
-    if (alpha < 255) {
+    if (alpha === 255) {
+      return {
+        colour: `rgb(${red} ${green} ${blue})`,
+        light: 0.299 * red + 0.587 * green + 0.114 * blue >= 128,
+      };
+    }
+    if (opacity === 0) {
       return null;
     }
-    return {
-      colour: `rgb(${red} ${green} ${blue})`,
-      light: 0.299 * red + 0.587 * green + 0.114 * blue >= 128,
-    };
+    const lightStrokes = lightness / opacity >= 128;
+    return { colour: lightStrokes ? "#000" : "#fff", light: !lightStrokes };
   }
 
   function hasContent() {

@@ -516,28 +516,40 @@ def test_one_digit_mode_says_when_it_sees_several_and_keeps_them_for_a_number(
     expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", "1")
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
+def forty_two(mnist: MnistData, ink: str) -> Image.Image:
+    """ "42" written with MNIST digits, narrower than the number pad, which shows it with room
+    on both sides: in dark ink on white paper, as a scan or photo is, or in "black" or
+    "white" ink over transparency, as a canvas exports it."""
+    written = Image.new("L", (300, 200), 0)
+    for position, digit in enumerate((4, 2)):
+        index = int((mnist.y_test == digit).argmax())
+        written.paste(Image.fromarray(mnist.x_test[index]).resize((112, 112)),
+                      (30 + position * 130, 44))  # fmt: skip
+    if ink == "on paper":
+        return Image.eval(written, lambda level: 255 - level)
+    colour = Image.new("L", written.size, 255 if ink == "white" else 0)
+    return Image.merge("LA", (colour, written))
+
+
+@pytest.mark.parametrize(
+    ("scheme", "ink"),
+    [("light", "on paper"), ("dark", "on paper"), ("light", "white"), ("dark", "black")],
+)
 def test_strokes_added_to_an_uploaded_number(
-    browser: Browser, server_url: str, mnist: MnistData, tmp_path: Path, scheme: str
+    browser: Browser, server_url: str, mnist: MnistData, scheme: str, ink: str
 ) -> None:
     context = browser.new_context(viewport={"width": 1100, "height": 900}, color_scheme=scheme)
     page, watcher = open_page(context, server_url)
     page.get_by_role("button", name="A number").click()
-    # "42" in dark ink on white paper, as a scan or photo is: narrower than the pad, which
-    # shows it with room on both sides.
-    paper = Image.new("L", (300, 200), 255)
-    for position, digit in enumerate((4, 2)):
-        index = int((mnist.y_test == digit).argmax())
-        written = Image.fromarray(255 - mnist.x_test[index]).resize((112, 112))
-        paper.paste(written, (30 + position * 130, 44))
-    upload = tmp_path / "forty-two.png"
-    upload.write_bytes(encode(paper))
-    page.locator("#upload").set_input_files(upload)
+    page.locator("#upload").set_input_files(
+        {"name": "forty-two.png", "mimeType": "image/png", "buffer": encode(forty_two(mnist, ink))}
+    )
     expect(page.locator("#digit")).to_have_text("42")
-    # A 7 written after it, on the pad beside the image: the number goes on.
+    # A 7 written after it, on the pad beside the image: the number goes on, whatever the
+    # page's own ink.
     draw_with_mouse(page, [[(0.8 + x * 0.12, 0.15 + y * 0.7) for x, y in SEVEN[0]]])
     expect(page.locator("#digit")).to_have_text("427")
-    screenshot(page, f"number-upload-and-strokes-{scheme}")
+    screenshot(page, f"number-upload-and-strokes-{scheme}-{ink.replace(' ', '-')}")
     context.close()
     assert watcher.errors == []
 
