@@ -173,11 +173,15 @@
 
   function drawUpload(upload) {
     const { bitmap } = upload;
-    const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
-    const x = (pad.width - bitmap.width * scale) / 2;
-    const y = (pad.height - bitmap.height * scale) / 2;
-    // Where the image lies on the pad: the boxes of a number read from it are in its pixels.
-    upload.placement = { scale, x, y };
+    if (!upload.placement) {
+      // A new image fills the pad, centred. Where it lies on the pad is kept: the boxes of a
+      // number read from it are in its pixels, and a mode switch moves it with the strokes.
+      const scale = Math.min(pad.width / bitmap.width, pad.height / bitmap.height);
+      const x = (pad.width - bitmap.width * scale) / 2;
+      const y = (pad.height - bitmap.height * scale) / 2;
+      upload.placement = { scale, x, y };
+    }
+    const { scale, x, y } = upload.placement;
     context.drawImage(bitmap, x, y, bitmap.width * scale, bitmap.height * scale);
   }
 
@@ -312,24 +316,39 @@
   }
 
   function fitDrawing(width, height) {
-    // The drawing moved onto a pad of `width` x `height`: strokes over an image follow the
-    // image, placed anew; strokes alone keep their size if they fit, centred.
+    // The drawing moved onto a pad of `width` x `height`, centred: an image and the strokes
+    // on and beside it as large as the pad allows, together; strokes alone at their size if
+    // they fit.
     const placement = state.upload && state.upload.placement;
+    const parts = state.strokes.length > 0 ? [strokesBox()] : [];
+    let scale = 1;
+    let margin = 0.05 * Math.min(width, height);
     if (placement) {
       const { bitmap } = state.upload;
-      const scale = Math.min(width / bitmap.width, height / bitmap.height);
-      const ratio = scale / placement.scale;
-      placeStrokes(ratio,
-        (width - bitmap.width * scale) / 2 - placement.x * ratio,
-        (height - bitmap.height * scale) / 2 - placement.y * ratio);
-    } else if (state.strokes.length > 0) {
-      const box = strokesBox();
-      const margin = 0.05 * Math.min(width, height);
-      const scale = Math.min(1, (width - 2 * margin) / (box.right - box.left),
-        (height - 2 * margin) / (box.bottom - box.top));
-      placeStrokes(scale,
-        width / 2 - ((box.left + box.right) / 2) * scale,
-        height / 2 - ((box.top + box.bottom) / 2) * scale);
+      parts.push({ left: placement.x, top: placement.y,
+        right: placement.x + bitmap.width * placement.scale,
+        bottom: placement.y + bitmap.height * placement.scale });
+      scale = Infinity;
+      margin = 0;
+    }
+    if (parts.length === 0) {
+      return;
+    }
+    const left = Math.min(...parts.map((part) => part.left));
+    const top = Math.min(...parts.map((part) => part.top));
+    const right = Math.max(...parts.map((part) => part.right));
+    const bottom = Math.max(...parts.map((part) => part.bottom));
+    scale = Math.min(scale, (width - 2 * margin) / (right - left),
+      (height - 2 * margin) / (bottom - top));
+    const shiftX = width / 2 - ((left + right) / 2) * scale;
+    const shiftY = height / 2 - ((top + bottom) / 2) * scale;
+    placeStrokes(scale, shiftX, shiftY);
+    if (placement) {
+      state.upload.placement = {
+        scale: placement.scale * scale,
+        x: placement.x * scale + shiftX,
+        y: placement.y * scale + shiftY,
+      };
     }
   }
 

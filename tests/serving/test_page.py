@@ -550,6 +550,11 @@ def test_strokes_added_to_an_uploaded_number(
     draw_with_mouse(page, [[(0.8 + x * 0.12, 0.15 + y * 0.7) for x, y in SEVEN[0]]])
     expect(page.locator("#digit")).to_have_text("427")
     screenshot(page, f"number-upload-and-strokes-{scheme}-{ink.replace(' ', '-')}")
+    # On the square pad, the image and the 7 beside it stay together, all of them read.
+    page.get_by_role("button", name="One digit").click()
+    expect(page.locator("#confidence")).to_have_text(re.compile("^3 digits\\?"))
+    page.get_by_role("button", name="A number").click()
+    expect(page.locator("#digit")).to_have_text("427")
     context.close()
     assert watcher.errors == []
 
