@@ -317,19 +317,15 @@
 
   function fitDrawing(width, height) {
     // The drawing moved onto a pad of `width` x `height`, centred: an image and the strokes
-    // on and beside it as large as the pad allows, together; strokes alone at their size if
-    // they fit.
+    // on and beside it as large as the pad allows, as a new image fills it; strokes alone
+    // at their size if they fit, with a margin.
     const placement = state.upload && state.upload.placement;
     const parts = state.strokes.length > 0 ? [strokesBox()] : [];
-    let scale = 1;
-    let margin = 0.05 * Math.min(width, height);
     if (placement) {
       const { bitmap } = state.upload;
       parts.push({ left: placement.x, top: placement.y,
         right: placement.x + bitmap.width * placement.scale,
         bottom: placement.y + bitmap.height * placement.scale });
-      scale = Infinity;
-      margin = 0;
     }
     if (parts.length === 0) {
       return;
@@ -338,8 +334,10 @@
     const top = Math.min(...parts.map((part) => part.top));
     const right = Math.max(...parts.map((part) => part.right));
     const bottom = Math.max(...parts.map((part) => part.bottom));
-    scale = Math.min(scale, (width - 2 * margin) / (right - left),
+    const margin = placement ? 0 : 0.05 * Math.min(width, height);
+    const fit = Math.min((width - 2 * margin) / (right - left),
       (height - 2 * margin) / (bottom - top));
+    const scale = placement ? fit : Math.min(1, fit);
     const shiftX = width / 2 - ((left + right) / 2) * scale;
     const shiftY = height / 2 - ((top + bottom) / 2) * scale;
     placeStrokes(scale, shiftX, shiftY);
