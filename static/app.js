@@ -76,6 +76,8 @@
     chosen: false, // whether the user chose the digit shown; if not, the last one is
     answerInStatus: false, // the status line announces an answer (outdated by the next one)
     outdated: false, // the answer shown is about strokes since taken back
+    // How much mode switches shrank strokes alone to fit a pad: a switch back restores it.
+    shrunk: 1,
   };
 
   // ---- drawing -----------------------------------------------------------------------------
@@ -297,6 +299,9 @@
   }
 
   function afterEdit() {
+    if (state.strokes.length === 0) {
+      state.shrunk = 1; // a new drawing's size is its own
+    }
     render();
     if (hasContent()) {
       predictNow();
@@ -318,7 +323,7 @@
   function fitDrawing(width, height) {
     // The drawing moved onto a pad of `width` x `height`, centred: an image and the strokes
     // on and beside it as large as the pad allows, as a new image fills it; strokes alone
-    // at their size if they fit, with a margin.
+    // at the size they were drawn if they fit, with a margin.
     const placement = state.upload && state.upload.placement;
     const parts = state.strokes.length > 0 ? [strokesBox()] : [];
     if (placement) {
@@ -337,7 +342,8 @@
     const margin = placement ? 0 : 0.05 * Math.min(width, height);
     const fit = Math.min((width - 2 * margin) / (right - left),
       (height - 2 * margin) / (bottom - top));
-    const scale = placement ? fit : Math.min(1, fit);
+    const scale = placement ? fit : Math.min(1 / state.shrunk, fit);
+    state.shrunk = placement ? 1 : state.shrunk * scale;
     const shiftX = width / 2 - ((left + right) / 2) * scale;
     const shiftY = height / 2 - ((top + bottom) / 2) * scale;
     placeStrokes(scale, shiftX, shiftY);

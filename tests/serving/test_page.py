@@ -516,6 +516,38 @@ def test_one_digit_mode_says_when_it_sees_several_and_keeps_them_for_a_number(
     expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", "1")
 
 
+def ink_height(page: Page) -> int:
+    """Rows of the pad with ink on them."""
+    return page.evaluate(
+        """() => {
+            const pad = document.getElementById("pad");
+            const { data } = pad.getContext("2d").getImageData(0, 0, pad.width, pad.height);
+            let rows = 0;
+            for (let row = 0; row < pad.height; row += 1) {
+                const line = data.subarray(row * pad.width * 4, (row + 1) * pad.width * 4);
+                rows += line.some((value, index) => index % 4 === 3 && value > 0) ? 1 : 0;
+            }
+            return rows;
+        }"""
+    )
+
+
+def test_a_drawing_keeps_its_size_when_the_mode_switches_back(
+    desktop: tuple[Page, PageWatcher],
+) -> None:
+    page, _ = desktop
+    draw_with_mouse(page, ONE)
+    expect_prediction(page, 1)
+    drawn = ink_height(page)
+    # The number pad is lower than this 1 is tall: it is shrunk to fit, then restored.
+    page.get_by_role("button", name="A number").click()
+    expect(page.locator("#digit")).to_have_text("1")
+    assert ink_height(page) < 0.95 * drawn
+    page.get_by_role("button", name="One digit").click()
+    expect(page.locator("#digit")).to_have_text("1")
+    assert ink_height(page) == pytest.approx(drawn, abs=3)
+
+
 def forty_two(mnist: MnistData, ink: str) -> Image.Image:
     """ "42" written with MNIST digits, narrower than the number pad, which shows it with room
     on both sides: in dark ink on white paper, as a scan or photo is, or in "black" or
