@@ -101,7 +101,7 @@
     const probeContext = probe.getContext("2d", { willReadFrequently: true });
     probeContext.drawImage(bitmap, 0, 0, side, side);
     const { data } = probeContext.getImageData(0, 0, side, side);
-    const brightness = (i) => 0.299 * data[i] + 0.587 * data[i + 1] + 0.114 * data[i + 2];
+    const brightness = (red, green, blue) => 0.299 * red + 0.587 * green + 0.114 * blue;
     const edge = [[], [], [], []];
     let opacity = 0;
     let lightness = 0;
@@ -112,7 +112,7 @@
         edge.forEach((values, channel) => values.push(data[4 * i + channel]));
       }
       opacity += data[4 * i + 3];
-      lightness += data[4 * i + 3] * brightness(4 * i);
+      lightness += data[4 * i + 3] * brightness(...data.subarray(4 * i, 4 * i + 3));
     }
     const [red, green, blue, alpha] = edge.map((values) => {
       values.sort((one, other) => one - other);
@@ -121,7 +121,7 @@
     if (alpha === 255) {
       return {
         colour: `rgb(${red} ${green} ${blue})`,
-        light: 0.299 * red + 0.587 * green + 0.114 * blue >= 128,
+        light: brightness(red, green, blue) >= 128,
       };
     }
     if (opacity === 0) {
