@@ -19,6 +19,7 @@
   };
   const DRAWING_INTERVAL_MS = 150; // while a stroke goes on: often, not at every pointer move
   const CROP_MARGIN = 4; // pad pixels kept around the strokes sent
+  const STROKE_EDGE = 3; // pad pixels of a stroke's anti-aliased edge outside a digit's box
   const BRUSH_STORAGE_KEY = "digit-canvas.brush";
   const MODE_STORAGE_KEY = "digit-canvas.mode";
 
@@ -534,6 +535,14 @@
 
   // ---- results -----------------------------------------------------------------------------
 
+  function aDigit(digit) {
+    return `${digit === 8 ? "an" : "a"} ${digit}`;
+  }
+
+  function capitalised(text) {
+    return text[0].toUpperCase() + text.slice(1);
+  }
+
   function percent(probability) {
     const value = probability * 100;
     if (value >= 99.95) return "100%";
@@ -596,13 +605,13 @@
     const doubt = runnerUpIfClose(result);
     if (result.digits_found) {
       // Not "sure it is a 4" of what looks like a number.
-      setConfidence(`${result.digits_found} digits?`, ` Read as one, it looks most like a ${result.digit}`);
+      setConfidence(`${result.digits_found} digits?`, ` Read as one, it looks most like ${aDigit(result.digit)}`);
     } else if (doubt === null) {
-      setConfidence(percent(result.confidence), ` sure it is a ${result.digit}`);
+      setConfidence(percent(result.confidence), ` sure it is ${aDigit(result.digit)}`);
     } else {
       // The moments when a correction helps most: say so, and which it hesitates between.
       setConfidence(
-        `A ${result.digit} or a ${doubt}?`,
+        `${capitalised(aDigit(result.digit))} or ${aDigit(doubt)}?`,
         ` ${percent(result.confidence)} against ${percent(result.probabilities[doubt])}`,
       );
     }
@@ -617,7 +626,7 @@
       announceAnswer(
         doubt === null
           ? `Prediction: ${result.digit}, ${percent(result.confidence)} confident.`
-          : `Prediction: ${result.digit}, ${percent(result.confidence)}, or perhaps a ${doubt}.`,
+          : `Prediction: ${result.digit}, ${percent(result.confidence)}, or perhaps ${aDigit(doubt)}.`,
         announce,
       );
     }
@@ -793,17 +802,40 @@
 
   function correctionImage() {
     // What the answer was about: the drawing or upload as sent, or in number mode the chosen
-    // digit's box cut out of the pad.
+    // digit cut out of the pad, with a margin but without the ink of the digits beside it.
     if (!state.reading) {
       return drawingImage().then(({ blob }) => blob);
     }
-    const { x, y, width, height } = boxOnPad(state.reading.digits[state.selected].box);
-    const margin = 0.15 * Math.max(width, height);
+    const boxes = state.reading.digits.map((digit) => boxOnPad(digit.box));
+    const own = boxes[state.selected];
+    const margin = 0.15 * Math.max(own.width, own.height);
+    const left = own.x - margin;
+    const top = own.y - margin;
     const cut = document.createElement("canvas");
-    cut.width = Math.round(width + 2 * margin);
-    cut.height = Math.round(height + 2 * margin);
-    cut.getContext("2d").drawImage(pad, x - margin, y - margin, cut.width, cut.height, 0, 0,
-      cut.width, cut.height);
+    cut.width = Math.round(own.width + 2 * margin);
+    cut.height = Math.round(own.height + 2 * margin);
+    const cutContext = cut.getContext("2d");
+    const copy = ({ x, y, width, height }) => {
+      cutContext.drawImage(pad, x, y, width, height, x - left, y - top, width, height);
+    };
+    copy({ x: left, y: top, width: cut.width, height: cut.height });
+    // The other digits' boxes (with their strokes' soft edge) become paper, and the chosen
+    // digit's own box is copied again over any part of it they overlap.
+    const paper = state.upload && state.upload.paper;
+    const grown = ({ x, y, width, height }) => ({ x: x - STROKE_EDGE, y: y - STROKE_EDGE,
+      width: width + 2 * STROKE_EDGE, height: height + 2 * STROKE_EDGE });
+    boxes.forEach((box, index) => {
+      if (index !== state.selected) {
+        const { x, y, width, height } = grown(box);
+        if (paper) {
+          cutContext.fillStyle = paper.colour;
+          cutContext.fillRect(x - left, y - top, width, height);
+        } else {
+          cutContext.clearRect(x - left, y - top, width, height);
+        }
+      }
+    });
+    copy(grown(own));
     return new Promise((resolve) => cut.toBlob(resolve, "image/png"));
   }
 
@@ -831,7 +863,7 @@
         setStatus(
           label === answered
             ? `Thank you: kept as right (correction ${body.id}).`
-            : `Thank you: kept as a ${label} (correction ${body.id}).`,
+            : `Thank you: kept as ${aDigit(label)} (correction ${body.id}).`,
           false,
         );
         showCorrectionCount();

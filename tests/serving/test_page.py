@@ -6,6 +6,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -423,11 +424,12 @@ DIGIT_STROKES = {
 }  # fmt: skip
 
 
-def write_number(page: Page, number: str) -> None:
-    """Each digit of `number` with the mouse, left to right across the number pad."""
+def write_number(page: Page, number: str, spacing: float = 0.2) -> None:
+    """Each digit of `number` with the mouse, left to right across the number pad, a digit
+    every `spacing` of its width."""
     width = 0.13  # of the pad's width; the pad is 2.8 times as wide as high
     for position, digit in enumerate(number):
-        left = 0.08 + position * 0.2
+        left = 0.08 + position * spacing
         draw_with_mouse(
             page,
             [
@@ -859,15 +861,29 @@ def test_correcting_one_digit_of_a_number(
 ) -> None:
     page, _ = desktop
     page.get_by_role("button", name="A number").click()
-    write_number(page, "42")
-    expect(page.locator("#digit")).to_have_text("42")
-    page.locator("#number-digits button").first.click()
-    page.get_by_role("button", name="Right", exact=True).click()
-    expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as right"))
+    # Close together: the margin cut around a digit reaches into its neighbours.
+    write_number(page, "2026", spacing=0.16)
+    expect(page.locator("#digit")).to_have_text("2026")
+    page.locator("#number-digits button").nth(1).click()
+    shown = page.evaluate(
+        """() => Array.from(document.getElementById("model-input").getContext("2d")
+                .getImageData(0, 0, 28, 28).data.filter((_, index) => index % 4 === 0))"""
+    )
+    page.get_by_role("button", name="Wrong: it was an 8").click()
+    expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as an 8"))
     with Session(create_engine(corrections_database)) as session:
         stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
-    # The chosen digit alone was sent, cut out of the pad: the server read a 4 in it.
-    assert (stored.label, stored.model_digit, stored.claimed_prediction) == (4, 4, 4)
+    # The chosen digit alone was sent, cut out of the pad: the server read the 0 in it, and
+    # stored what the page showed for it (to a pixel's shift, the cut being read alone),
+    # without ink of the digits beside it.
+    assert (stored.label, stored.model_digit, stored.claimed_prediction) == (8, 0, 0)
+    assert ink_extent(stored.model_input) == pytest.approx(ink_extent(shown), abs=1)
+
+
+def ink_extent(model_input: bytes | list[int]) -> tuple[int, int]:
+    """Columns and rows of a 28x28 input with ink (above 30 of 255) in them."""
+    inked = np.asarray(list(model_input)).reshape(28, 28) > 30
+    return int(inked.any(axis=0).sum()), int(inked.any(axis=1).sum())
 
 
 def test_the_page_says_when_the_model_hesitates(browser: Browser, server_url: str) -> None:
