@@ -597,7 +597,7 @@
 
   function showPrediction(result, announce) {
     state.reading = null;
-    numberDigits.hidden = true;
+    hide(numberDigits);
     clearBoxes();
     showChart(result);
     digitView.textContent = String(result.digit);
@@ -647,6 +647,8 @@
       `${count} digit${count === 1 ? "" : "s"}`,
       count === 1 ? `, ${percent(least)} sure` : `, the least sure at ${percent(least)}`,
     );
+    // The digit buttons are made anew: one that had the focus hands it to the one chosen.
+    const focused = numberDigits.contains(document.activeElement);
     numberDigits.replaceChildren(
       ...reading.digits.map((digit, index) => {
         const button = document.createElement("button");
@@ -663,7 +665,7 @@
     );
     numberDigits.hidden = false;
     feedback.hidden = false;
-    selectDigit(state.selected, false);
+    selectDigit(state.selected, focused);
     announceAnswer(`Read: ${reading.number}.`, announce);
   }
 
@@ -764,9 +766,9 @@
     setOutdated(false);
     confidenceView.textContent =
       state.mode === "number" ? "Write to read a number" : "Draw to see a prediction";
-    numberDigits.hidden = true;
+    hide(numberDigits);
     numberDigits.replaceChildren();
-    feedback.hidden = true;
+    hide(feedback);
     state.answered = null;
     clearBoxes();
     modelInput.fillStyle = "#000";
@@ -792,8 +794,17 @@
     results.classList.toggle("outdated", outdated);
     if (outdated) {
       clearBoxes();
-      feedback.hidden = true;
+      hide(feedback);
     }
+  }
+
+  function hide(element) {
+    // Hiding the control that has the keyboard's focus would drop it on the page's body,
+    // where the next Tab starts over: the pad, being edited, takes it.
+    if (element.contains(document.activeElement)) {
+      pad.focus({ preventScroll: true });
+    }
+    element.hidden = true;
   }
 
 

@@ -886,6 +886,25 @@ def ink_extent(model_input: bytes | list[int]) -> tuple[int, int]:
     return int(inked.any(axis=0).sum()), int(inked.any(axis=1).sum())
 
 
+def test_focus_stays_on_the_page_when_what_has_it_is_rebuilt_or_hidden(
+    desktop: tuple[Page, PageWatcher],
+) -> None:
+    page, _ = desktop
+    page.get_by_role("button", name="A number").click()
+    write_number(page, "2026")
+    expect(page.locator("#digit")).to_have_text("2026")
+    page.locator("#number-digits button").first.click()
+    page.keyboard.press("Control+z")
+    expect(page.locator("#digit")).to_have_text("202")
+    # The digit buttons were made anew: the chosen one has the focus.
+    expect(page.locator("#number-digits button").first).to_be_focused()
+    page.get_by_role("button", name="Wrong: it was a 3").focus()
+    page.keyboard.press("Control+z")
+    expect(page.locator("#digit")).to_have_text("20")
+    # The corrections were hidden meanwhile: the pad has the focus, not the page's body.
+    expect(page.locator("#pad")).to_be_focused()
+
+
 def test_the_page_says_when_the_model_hesitates(browser: Browser, server_url: str) -> None:
     context = browser.new_context()
     page, watcher = open_page(context, server_url)
