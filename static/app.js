@@ -234,6 +234,7 @@
     pad.setPointerCapture(event.pointerId);
     state.activePointer = event.pointerId;
     state.pointerType = event.pointerType || null;
+    state.chosen = false; // new ink: the digit being written is the one shown
     state.activeStroke = { width: Number(brushInput.value), points: [canvasPoint(event)] };
     state.strokes.push(state.activeStroke);
     queueRender();

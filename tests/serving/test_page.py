@@ -905,6 +905,25 @@ def test_focus_stays_on_the_page_when_what_has_it_is_rebuilt_or_hidden(
     expect(page.locator("#pad")).to_be_focused()
 
 
+def test_new_ink_shows_the_digit_being_written(desktop: tuple[Page, PageWatcher]) -> None:
+    page, _ = desktop
+    page.get_by_role("button", name="A number").click()
+    write_number(page, "202")
+    expect(page.locator("#digit")).to_have_text("202")
+    digits = page.locator("#number-digits button")
+    digits.first.click()
+    expect(digits.first).to_have_attribute("aria-pressed", "true")
+    # A fourth digit written: the one chosen before no longer is, so that a correction is
+    # not about a digit written earlier.
+    draw_with_mouse(
+        page,
+        [[(0.68 + x * 0.13, 0.15 + y * 0.7) for x, y in stroke] for stroke in DIGIT_STROKES["6"]],
+    )
+    expect(page.locator("#digit")).to_have_text("2026")
+    expect(digits.nth(3)).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", "6")
+
+
 def test_the_page_says_when_the_model_hesitates(browser: Browser, server_url: str) -> None:
     context = browser.new_context()
     page, watcher = open_page(context, server_url)
