@@ -439,6 +439,13 @@ def write_number(page: Page, number: str, spacing: float = 0.2) -> None:
         )
 
 
+def written_in_number_mode(page: Page, number: str, spacing: float = 0.2) -> None:
+    """`number` written in number mode (see write_number), and read as it was written."""
+    page.get_by_role("button", name="A number").click()
+    write_number(page, number, spacing)
+    expect(page.locator("#digit")).to_have_text(number)
+
+
 @pytest.mark.parametrize("number", ["42", "2026"])
 def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], number: str):
     page, _ = desktop
@@ -667,9 +674,7 @@ def test_the_status_never_tells_an_older_answer_than_the_one_shown(
 def test_digit_labels_are_legible_on_a_phone(browser: Browser, server_url: str) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page, watcher = open_page(context, server_url)
-    page.get_by_role("button", name="A number").click()
-    write_number(page, "42")
-    expect(page.locator("#digit")).to_have_text("42")
+    written_in_number_mode(page, "42")
     label_on_screen = page.evaluate(
         """() => {
             const boxes = document.getElementById("boxes");
@@ -860,10 +865,8 @@ def test_correcting_one_digit_of_a_number(
     desktop: tuple[Page, PageWatcher], corrections_database: str
 ) -> None:
     page, _ = desktop
-    page.get_by_role("button", name="A number").click()
     # Close together: the margin cut around a digit reaches into its neighbours.
-    write_number(page, "2026", spacing=0.16)
-    expect(page.locator("#digit")).to_have_text("2026")
+    written_in_number_mode(page, "2026", spacing=0.16)
     page.locator("#number-digits button").nth(1).click()
     shown = page.evaluate(
         """() => Array.from(document.getElementById("model-input").getContext("2d")
@@ -890,9 +893,7 @@ def test_focus_stays_on_the_page_when_what_has_it_is_rebuilt_or_hidden(
     desktop: tuple[Page, PageWatcher],
 ) -> None:
     page, _ = desktop
-    page.get_by_role("button", name="A number").click()
-    write_number(page, "2026")
-    expect(page.locator("#digit")).to_have_text("2026")
+    written_in_number_mode(page, "2026")
     page.locator("#number-digits button").first.click()
     page.keyboard.press("Control+z")
     expect(page.locator("#digit")).to_have_text("202")
@@ -907,9 +908,7 @@ def test_focus_stays_on_the_page_when_what_has_it_is_rebuilt_or_hidden(
 
 def test_new_ink_shows_the_digit_being_written(desktop: tuple[Page, PageWatcher]) -> None:
     page, _ = desktop
-    page.get_by_role("button", name="A number").click()
-    write_number(page, "202")
-    expect(page.locator("#digit")).to_have_text("202")
+    written_in_number_mode(page, "202")
     digits = page.locator("#number-digits button")
     digits.first.click()
     expect(digits.first).to_have_attribute("aria-pressed", "true")
