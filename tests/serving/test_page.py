@@ -840,6 +840,22 @@ def test_inside_the_network_on_a_phone(browser: Browser, server_url: str) -> Non
     assert watcher.errors == []
 
 
+def record_announcements(page: Page) -> None:
+    """From now on, `window.announcedBy` lists the ids of the live regions whose text changes
+    (what a screen reader reads out without being asked), once each."""
+    page.evaluate(
+        """() => {
+            window.announcedBy = [];
+            const regions = '[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"]';
+            for (const region of document.querySelectorAll(regions)) {
+                new MutationObserver(() => {
+                    if (!window.announcedBy.includes(region.id)) window.announcedBy.push(region.id);
+                }).observe(region, { childList: true, characterData: true, subtree: true });
+            }
+        }"""
+    )
+
+
 def test_correcting_the_model(desktop: tuple[Page, PageWatcher], corrections_database: str):
     page, _ = desktop
     count = page.locator("#feedback-count")
@@ -848,11 +864,14 @@ def test_correcting_the_model(desktop: tuple[Page, PageWatcher], corrections_dat
     expect(page.locator("#feedback")).to_be_hidden()  # nothing to correct yet
     draw_with_mouse(page, SEVEN)
     expect_prediction(page, 7)
+    record_announcements(page)
     page.get_by_role("button", name="Wrong: it was a 4").click()
     expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as a 4"))
     expect(count).to_have_text(
         f"{before + 1:,} correction{'s' if before else ''} collected so far."
     )
+    # A screen reader hears the thanks once: the count is no live region of its own.
+    assert page.evaluate("window.announcedBy") == ["status"]
     with Session(create_engine(corrections_database)) as session:
         stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
     assert (stored.label, stored.model_digit, stored.claimed_prediction) == (4, 7, 7)
