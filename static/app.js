@@ -69,8 +69,9 @@
     epoch: 0,
     throttle: 0,
     renderQueued: false,
-    // Inside the network: the input shown, explained with its own requests when open.
-    explained: { input: null, inFlight: false, again: false, runnerUp: {} },
+    // Inside the network: what is shown ({input, subject}: which digit of a number, if one),
+    // explained with its own requests when open.
+    explained: { shown: null, inFlight: false, again: false, runnerUp: {} },
     answered: null, // the digit the page shows as its answer
     reading: null, // the last number read: {digits: [...]}
     selected: 0,
@@ -540,6 +541,13 @@
     return `${digit === 8 ? "an" : "a"} ${digit}`;
   }
 
+  const ORDINAL_RULES = new Intl.PluralRules("en", { type: "ordinal" });
+  const ORDINAL_SUFFIXES = { one: "st", two: "nd", few: "rd", other: "th" };
+
+  function ordinal(position) {
+    return `${position}${ORDINAL_SUFFIXES[ORDINAL_RULES.select(position)]}`;
+  }
+
   function capitalised(text) {
     return text[0].toUpperCase() + text.slice(1);
   }
@@ -567,7 +575,7 @@
     }
   }
 
-  function showChart(result) {
+  function showChart(result, subject = null) {
     result.probabilities.forEach((probability, digit) => {
       const bar = bars[digit];
       bar.querySelector(".bar-fill").style.setProperty("--p", probability.toFixed(4));
@@ -577,7 +585,7 @@
     });
     if (result.input) {
       showModelInput(result.input);
-      explain(result.input);
+      explain({ input: result.input, subject });
     }
   }
 
@@ -681,7 +689,11 @@
         button.focus();
       }
     });
-    showChart(digits[state.selected]);
+    const { number } = state.reading;
+    showChart(
+      digits[state.selected],
+      digits.length > 1 ? `the ${ordinal(state.selected + 1)} digit of ${number}` : null,
+    );
     state.answered = digits[state.selected].digit;
     drawBoxes();
   }
@@ -774,7 +786,7 @@
     clearBoxes();
     modelInput.fillStyle = "#000";
     modelInput.fillRect(0, 0, 28, 28);
-    state.explained.input = null;
+    state.explained.shown = null;
     insideModels.replaceChildren();
     insideStatus.textContent = inside.open ? "Draw to look inside the network." : "";
   }
@@ -922,8 +934,8 @@
   const REGION_ROWS = ["top", "middle", "bottom"];
   const REGION_COLUMNS = ["left", "centre", "right"];
 
-  function explain(input) {
-    state.explained.input = input;
+  function explain(shown) {
+    state.explained.shown = shown;
     if (!inside.open) {
       return;
     }
@@ -948,16 +960,16 @@
   }
 
   async function requestExplanations() {
-    const input = state.explained.input;
-    if (!input) {
+    const shown = state.explained.shown;
+    if (!shown) {
       return;
     }
     state.explained.inFlight = true;
     const models = compareSeed.checked ? ["default", "seed"] : ["default"];
     try {
-      const explained = await Promise.all(models.map((model) => explainedBy(model, input)));
-      if (state.explained.input === input) {
-        insideModels.replaceChildren(...explained.map((one) => explainedView(one, input)));
+      const explained = await Promise.all(models.map((model) => explainedBy(model, shown.input)));
+      if (state.explained.shown === shown) {
+        insideModels.replaceChildren(...explained.map((one) => explainedView(one, shown)));
         insideStatus.textContent = "";
       }
     } catch (error) {
@@ -1026,16 +1038,17 @@
     return row === "middle" && column === "centre" ? "the centre" : `the ${row} ${column}`;
   }
 
-  function explainedView({ model, answer }, input) {
+  function explainedView({ model, answer }, { input, subject }) {
     const view = explainedTemplate.content.firstElementChild.cloneNode(true);
     const explanation = answer.explanation;
     const palette = colours();
     const forColour = rgb(palette.for);
     const againstColour = rgb(palette.against);
     view.dataset.model = model;
-    view.setAttribute("aria-label", MODEL_TITLES[model]);
+    const title = subject ? `${MODEL_TITLES[model]}, on ${subject}` : MODEL_TITLES[model];
+    view.setAttribute("aria-label", title);
     view.querySelector(".explained-title").textContent =
-      `${MODEL_TITLES[model]}: ${answer.digit}, ${percent(answer.confidence)}`;
+      `${title}: ${answer.digit}, ${percent(answer.confidence)}`;
 
     const flat = input.flat();
     const inked = flat.filter((value) => value > 0).length;
@@ -1127,14 +1140,14 @@
 
   inside.addEventListener("toggle", () => {
     if (inside.open) {
-      if (state.explained.input) {
-        explain(state.explained.input);
+      if (state.explained.shown) {
+        explain(state.explained.shown);
       } else {
         insideStatus.textContent = "Draw to look inside the network.";
       }
     }
   });
-  compareSeed.addEventListener("change", () => explain(state.explained.input));
+  compareSeed.addEventListener("change", () => explain(state.explained.shown));
 
   // ---- wiring ------------------------------------------------------------------------------
 

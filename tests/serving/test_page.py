@@ -826,6 +826,23 @@ def test_inside_the_network_follows_the_drawing(browser: Browser, server_url: st
     assert watcher.errors == []
 
 
+def test_inside_the_network_names_the_digit_of_a_number(
+    desktop: tuple[Page, PageWatcher],
+) -> None:
+    page, _ = desktop
+    page.get_by_text("Inside the network").click()
+    written_in_number_mode(page, "42")
+    title = page.locator('.explained[data-model="default"] .explained-title')
+    expect(title).to_have_text(re.compile(r"^The served model, on the 2nd digit of 42: 2, "))
+    page.locator("#number-digits button").first.click()
+    expect(title).to_have_text(re.compile(r"^The served model, on the 1st digit of 42: 4, "))
+    # A number of one digit is just the drawing.
+    page.get_by_role("button", name="Clear").click()
+    draw_with_mouse(page, SEVEN)
+    expect(page.locator("#digit")).to_have_text("7")
+    expect(title).to_have_text(re.compile(r"^The served model: 7, "))
+
+
 def test_inside_the_network_on_a_phone(browser: Browser, server_url: str) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page, watcher = open_page(context, server_url)
