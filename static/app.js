@@ -503,7 +503,7 @@
       }
     } catch {
       if (epoch === state.epoch) {
-        showError("Cannot reach the server. Check the connection; your drawing is kept.");
+        showUnanswered("Cannot reach the server. Check the connection; your drawing is kept.");
       }
     } finally {
       state.inFlight = false;
@@ -518,8 +518,8 @@
   }
 
   function showAnswer(response, body, { announce, mode, origin }) {
-    setOutdated(false);
     if (response.ok) {
+      setOutdated(false);
       if (mode === "number") {
         showReading(body, announce, origin);
       } else {
@@ -528,8 +528,11 @@
     } else if (response.status === 422) {
       showEmpty(body.detail ? `Nothing to recognise yet: ${body.detail}.` : "Draw a digit.");
     } else if (response.status === 503 && response.headers.get("Retry-After")) {
-      showError(`The server is busy: ${body.detail || "try again in a moment"}.`);
+      showUnanswered(`The server is busy: ${body.detail || "try again in a moment"}.`);
     } else {
+      // Refused: there is no answer for what the pad shows, and the last one was about
+      // something else (an upload the server could not read replacing a number read).
+      resetResults();
       const detail = body.detail || response.statusText || "no detail";
       showError(`The server could not read it (${response.status}): ${detail}.`);
     }
@@ -700,9 +703,13 @@
 
   function boxOnPad(box) {
     // Boxes are in the pixels of the image sent: a part of the pad, or an upload placed on it.
+    // None for an upload the browser cannot show, which the server could read.
     const { origin } = state.reading;
     const placement = origin === null && state.upload ? state.upload.placement : null;
     const [x, y, width, height] = box;
+    if (origin === null && !placement) {
+      return null;
+    }
     if (!placement) {
       return { x: origin.x + x, y: origin.y + y, width, height };
     }
@@ -736,8 +743,12 @@
     boxesContext.font = `600 ${labelSize}px system-ui, sans-serif`;
     boxesContext.lineJoin = "round";
     state.reading.digits.forEach((digit, index) => {
+      const onPad = boxOnPad(digit.box);
+      if (!onPad) {
+        return;
+      }
       const chosen = index === state.selected;
-      const { x, y, width, height } = boxOnPad(digit.box);
+      const { x, y, width, height } = onPad;
       const colour = chosen ? accent : muted;
       boxesContext.strokeStyle = colour;
       boxesContext.lineWidth = (chosen ? 5 : 2) * unit;
@@ -800,6 +811,13 @@
     setStatus(message, true);
   }
 
+  function showUnanswered(message) {
+    // No answer for the drawing as it now is, yet: the last one stays, dimmed, as while
+    // waiting for one.
+    setOutdated(true);
+    showError(message);
+  }
+
   function setOutdated(outdated) {
     // Until the answer for the drawing as it now is: the last one dimmed, without the boxes
     // of strokes taken back (whatever redraws them), and no correction of it.
@@ -819,8 +837,6 @@
     }
     element.hidden = true;
   }
-
-
 
   // ---- corrections -------------------------------------------------------------------------
 

@@ -250,6 +250,14 @@ def test_server_unreachable_keeps_the_drawing(browser: Browser, server_url: str)
     page.unroute("**/api/predict*")
     draw_with_mouse(page, [[(0.5, 0.5), (0.5, 0.52)]])
     expect(page.locator("#digit")).not_to_have_text("?")
+    expect(page.locator("#feedback")).to_be_visible()
+
+    # Cut off again, a stroke more: the answer shown is not about the drawing as it is now.
+    page.route("**/api/predict*", lambda route: route.abort("connectionrefused"))
+    draw_with_mouse(page, [[(0.3, 0.3), (0.7, 0.3)]])
+    expect(page.locator("#status")).to_have_text(re.compile("Cannot reach the server"))
+    expect(page.locator("#results")).to_have_class(re.compile(r"\boutdated\b"))
+    expect(page.locator("#feedback")).to_be_hidden()
     context.close()
     # The refused requests are the only console errors.
     assert all("ERR_CONNECTION_REFUSED" in error for error in watcher.errors)
@@ -762,6 +770,31 @@ def test_the_servers_own_error_is_shown(browser: Browser, server_url: str) -> No
     expect(page.locator("#status")).to_have_text(
         "The server could not read it (413): Content Too Large."
     )
+    context.close()
+    assert [error for error in watcher.errors if "413" not in error] == []
+
+
+def test_an_upload_the_server_refuses_replaces_the_answer_before_it(
+    browser: Browser, server_url: str, mnist: MnistData
+) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page, watcher = open_page(context, server_url)
+    page.get_by_role("button", name="A number").click()
+    page.locator("#upload").set_input_files(
+        {"name": "42.png", "mimeType": "image/png", "buffer": encode(forty_two(mnist, "on paper"))}
+    )
+    expect(page.locator("#digit")).to_have_text("42")
+    # A panorama past the server's 8,192 pixels a side, which the browser shows.
+    panorama = encode(Image.new("L", (9000, 1200), 235))
+    page.locator("#upload").set_input_files(
+        {"name": "panorama.png", "mimeType": "image/png", "buffer": panorama}
+    )
+    expect(page.locator("#status")).to_have_text(re.compile(r"could not read it \(413\)"))
+    # Nothing is left of "42": no number, no boxes over the panorama, nothing to correct.
+    expect(page.locator("#digit")).to_have_text("?")
+    expect(page.locator("#number-digits")).to_be_hidden()
+    expect(page.locator("#feedback")).to_be_hidden()
+    assert painted_pixels(page, "#boxes") == 0
     context.close()
     assert [error for error in watcher.errors if "413" not in error] == []
 
