@@ -3,9 +3,9 @@
 Digits are the strokes' connected pieces, merged when they share columns (a "5" whose bar
 was lifted off, a "4" in two strokes, a dot over a stroke), short pieces joined to their
 nearest neighbour (a bar or a flag drawn beside a stem, a break in a scanned stroke) or
-dropped when far from any (specks), and split at their thinnest column when a piece is much
-wider than the number's digits are tall (two digits that touch). Each digit's own strokes
-then go through the same preprocessing as a single drawing.
+dropped when far from any (specks, dust on a scan or photo), and split at their thinnest
+column when a piece is much wider than the number's digits are tall (two digits that
+touch). Each digit's own strokes then go through the same preprocessing as a single drawing.
 """
 
 import itertools
@@ -49,6 +49,13 @@ SHARED_COLUMNS = 0.25
 FRAGMENT_HEIGHT = 0.5
 FRAGMENT_REACH = 0.1
 DIGIT_SPAN = 0.3
+# A speck less long than this share of the tallest piece is narrower than a stroke (MNIST's
+# are about an eighth of a digit's height): dust on a scan or photo, not a piece of a broken
+# stroke. It joins a digit only when near it across and down, not above or below it: joined,
+# it would stretch the digit's box and shrink the digit in it ("2026" with twenty specks of
+# dust around it read "7026"). Pieces of a broken stroke join from above or below, as far
+# as the columns they share (a 6 whose rising stroke broke into five pieces).
+DUST_SIDE = 0.1
 # A piece wider than this many times a digit's height holds touching digits (a digit is
 # taller than wide; "0" and a wide "4" come near 1). The height is the larger of its own and
 # the other digits' median: a "0" written flat is wide for its own height, not for the
@@ -65,8 +72,9 @@ MIN_PART_STROKES = 2.5
 MIN_PART_INK = 0.2
 MARGIN = 2  # pixels of the strokes' anti-aliased edge kept around each digit
 NEAR = np.ones((2 * MARGIN + 1,) * 2, np.uint8)
-# More pieces than this are noise or scribbles, not digits: read as a single one (merging
-# them pairwise would cost time on the event loop).
+# More pieces than this are dust on a scan or photo, dropped, or beyond it noise or
+# scribbles, not digits: read as a single one (merging them pairwise would cost time on the
+# event loop).
 MAX_PIECES = 48
 FEW_LABELS = 8
 
@@ -153,13 +161,21 @@ def gap_between(one: Piece, other: Piece) -> int:
     return max(0, max(one.left, other.left) - min(one.left + one.width, other.left + other.width))
 
 
+def distance_between(one: Piece, other: Piece) -> int:
+    """Pixels between two pieces' boxes, across or down, whichever is more (0 if they
+    overlap)."""
+    rows = max(0, max(one.top, other.top) - min(one.top + one.height, other.top + other.height))
+    return max(gap_between(one, other), rows)
+
+
 def is_speck(piece: Piece, tallest: int) -> bool:
     return max(piece.width, piece.height) < DIGIT_SPAN * tallest
 
 
 def digits_of_pieces(pieces: list[Piece]) -> list[Piece]:
     """Pieces made digits: parts of one digit joined, fragments joined to the nearest digit
-    when near, kept as short digits when none is near, specks dropped when none is near.
+    when near, kept as short digits when none is near, specks joined to the nearest digit
+    when near (dust: across and down), else dropped.
 
     Specks are never joined to each other: a break in a scanned stroke leaves a column of
     dots, as high as a digit when joined, but no digit.
@@ -176,12 +192,18 @@ def digits_of_pieces(pieces: list[Piece]) -> list[Piece]:
     fragments = merged_while(
         [piece for piece in whole if piece.height < FRAGMENT_HEIGHT * tallest], near
     )
-    for fragment in fragments + specks:
+    for fragment in fragments:
         nearest = min(range(len(digits)), key=lambda index: gap_between(fragment, digits[index]))
         if near(fragment, digits[nearest]):
             digits[nearest] = joined(digits[nearest], fragment)
-        elif not is_speck(fragment, tallest):
+        else:
             digits.append(fragment)
+    for speck in specks:
+        dust = max(speck.width, speck.height) < DUST_SIDE * tallest
+        gap = distance_between if dust else gap_between
+        nearest = min(range(len(digits)), key=lambda index: gap(speck, digits[index]))
+        if gap(speck, digits[nearest]) <= reach:
+            digits[nearest] = joined(digits[nearest], speck)
     return digits
 
 
@@ -265,16 +287,43 @@ def labelled_pieces(strokes: np.ndarray) -> tuple[int, np.ndarray]:
         return cv2.connectedComponents(strokes, connectivity=8)
 
 
+def pieces_beyond_specks(strokes: np.ndarray) -> tuple[int, np.ndarray, list[Piece] | None]:
+    """Strokes in too many pieces to join pairwise: their count (with the background), their
+    labelled image, and the pieces that are no dust, which is dropped; None if even those are
+    too many (a scribble, noise).
+
+    Labelled again, with OpenCV's statistics: past a few pieces, cheaper than a mask each.
+    """
+    count, labelled, stats, _ = cv2.connectedComponentsWithStats(strokes, connectivity=8)
+    tallest = stats[1:, cv2.CC_STAT_HEIGHT].max()
+    longest_sides = stats[:, [cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT]].max(axis=1)
+    kept = np.flatnonzero(longest_sides[1:] >= DUST_SIDE * tallest) + 1
+    if len(kept) > MAX_PIECES:
+        return count, labelled, None
+    # The statistics' columns are a Piece's fields: left, top, width, height, area.
+    return (
+        count,
+        labelled,
+        [Piece(frozenset([int(label)]), *map(int, stats[label])) for label in kept],
+    )
+
+
 def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
     """The digits drawn in 8-bit ink, left to right, over the labelled image their pieces
     refer to; EmptyDrawingError if there is none."""
-    count, labelled = labelled_pieces(stroke_mask(ink))
+    strokes = stroke_mask(ink)
+    count, labelled = labelled_pieces(strokes)
     if count == 1:
         raise EmptyDrawingError("the drawing is empty or too faint to be a digit")
-    if count - 1 > MAX_PIECES:
-        everything = frozenset(range(1, count))
-        return labelled, [pieces_of(labelled, everything, 0, ink.shape[1])]
-    pieces = [pieces_of(labelled, frozenset([label]), 0, ink.shape[1]) for label in range(1, count)]
+    if count - 1 <= MAX_PIECES:
+        pieces = [
+            pieces_of(labelled, frozenset([label]), 0, ink.shape[1]) for label in range(1, count)
+        ]
+    else:
+        count, labelled, pieces = pieces_beyond_specks(strokes)
+        if pieces is None:
+            everything = frozenset(range(1, count))
+            return labelled, [pieces_of(labelled, everything, 0, ink.shape[1])]
     whole = digits_of_pieces(pieces)
     digits = [
         part

@@ -197,6 +197,45 @@ def test_dots_left_by_a_broken_stroke_are_not_a_digit() -> None:
     assert digit_columns(ink) == [pytest.approx((34, 46), abs=2), pytest.approx((254, 266), abs=2)]
 
 
+def dust(
+    image: np.ndarray, count: int, side: int, clear: int = 0, ink: int | tuple = 255
+) -> np.ndarray:
+    """`image` with `count` square specks of `ink` `side` pixels wide, anywhere at least
+    `clear` pixels from what it shows."""
+    dusty = image.copy()
+    rng = np.random.default_rng(0)
+    while count:
+        row, column = (int(rng.integers(0, extent - side)) for extent in image.shape[:2])
+        around = image[max(0, row - clear) : row + side + clear,
+                       max(0, column - clear) : column + side + clear]  # fmt: skip
+        if clear == 0 or not around.any():
+            dusty[row : row + side, column : column + side] = ink
+            count -= 1
+    return dusty
+
+
+def digit_boxes(ink: np.ndarray) -> list[tuple[int, int, int, int]]:
+    return [(digit.left, digit.top, digit.width, digit.height) for digit in find_digits(ink)[1]]
+
+
+@pytest.mark.parametrize("count", [10, 100])
+def test_dust_is_no_part_of_the_digits(count: int) -> None:
+    # "11" with dust all around it, above and below the 1s too, farther from them than a
+    # tenth of their height: their boxes stay their own. Past 48 pieces, the specks are
+    # dropped before the pieces are joined.
+    ink = strokes((300, 280), [(40, 60, 40, 220), (260, 60, 260, 220)])
+    dusty = dust(ink, count, side=3, clear=20)
+    dusty[20:23, 39:42] = dusty[250:253, 259:262] = 255  # right above and below a 1
+    assert digit_boxes(dusty) == digit_boxes(ink)
+
+
+def test_a_number_in_dust_is_read(client: TestClient, mnist: MnistData) -> None:
+    png, number, _ = number_drawing(mnist, [3, 4, 5, 6])
+    dusty = dust(np.asarray(Image.open(io.BytesIO(png))), 60, side=3, ink=(0, 0, 0, 255))
+    body = client.post("/api/read", content=encode(Image.fromarray(dusty)), headers=PNG).json()
+    assert body["number"] == number
+
+
 def test_more_specks_than_16_bit_labels_hold_are_read_as_one_scribble() -> None:
     # 67,600 specks: OpenCV refuses to number them in 16 bits, and they are still labelled.
     ink = np.zeros((520, 520), np.uint8)
