@@ -565,12 +565,12 @@ def test_a_drawing_keeps_its_size_when_the_mode_switches_back(
     assert ink_height(page) == pytest.approx(drawn, abs=3)
 
 
-def forty_two(mnist: MnistData, ink: str) -> Image.Image:
-    """ "42" written with MNIST digits, narrower than the number pad, which shows it with room
-    on both sides: in dark ink on white paper, as a scan or photo is, or in "black" or
-    "white" ink over transparency, as a canvas exports it."""
-    written = Image.new("L", (300, 200), 0)
-    for position, digit in enumerate((4, 2)):
+def mnist_number(mnist: MnistData, number: str, ink: str = "on paper") -> Image.Image:
+    """`number` written with MNIST digits 112 pixels high ("42" is narrower than the number
+    pad, which shows it with room on both sides): in dark ink on white paper, as a scan or
+    photo is, or in "black" or "white" ink over transparency, as a canvas exports it."""
+    written = Image.new("L", (40 + 130 * len(number), 200), 0)
+    for position, digit in enumerate(map(int, number)):
         index = int((mnist.y_test == digit).argmax())
         written.paste(Image.fromarray(mnist.x_test[index]).resize((112, 112)),
                       (30 + position * 130, 44))  # fmt: skip
@@ -591,7 +591,11 @@ def test_strokes_added_to_an_uploaded_number(
     page, watcher = open_page(context, server_url)
     page.get_by_role("button", name="A number").click()
     page.locator("#upload").set_input_files(
-        {"name": "forty-two.png", "mimeType": "image/png", "buffer": encode(forty_two(mnist, ink))}
+        {
+            "name": "forty-two.png",
+            "mimeType": "image/png",
+            "buffer": encode(mnist_number(mnist, "42", ink)),
+        }
     )
     expect(page.locator("#digit")).to_have_text("42")
     # A 7 written after it, on the pad beside the image: the number goes on, whatever the
@@ -677,6 +681,24 @@ def test_the_status_never_tells_an_older_answer_than_the_one_shown(
     assert seen[1] != "Read: 4."
     page.mouse.up()
     expect(page.locator("#status")).to_have_text("Read: 41.")
+
+
+def test_a_long_number_fits_a_phone(browser: Browser, server_url: str, mnist: MnistData) -> None:
+    context = browser.new_context(viewport={"width": 360, "height": 800}, is_mobile=True)
+    page, watcher = open_page(context, server_url)
+    page.get_by_role("button", name="A number").click()
+    number = "314159265358"
+    page.locator("#upload").set_input_files(
+        {"name": "pi.png", "mimeType": "image/png", "buffer": encode(mnist_number(mnist, number))}
+    )
+    expect(page.locator("#digit")).to_have_text(number)
+    # The number wraps within its panel: the page does not scroll sideways.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shown, panel = (page.locator(selector).bounding_box() for selector in ("#digit", "#results"))
+    assert shown["x"] + shown["width"] <= panel["x"] + panel["width"]
+    screenshot(page, "number-long-phone")
+    context.close()
+    assert watcher.errors == []
 
 
 def test_digit_labels_are_legible_on_a_phone(browser: Browser, server_url: str) -> None:
@@ -781,7 +803,7 @@ def test_an_upload_the_server_refuses_replaces_the_answer_before_it(
     page, watcher = open_page(context, server_url)
     page.get_by_role("button", name="A number").click()
     page.locator("#upload").set_input_files(
-        {"name": "42.png", "mimeType": "image/png", "buffer": encode(forty_two(mnist, "on paper"))}
+        {"name": "42.png", "mimeType": "image/png", "buffer": encode(mnist_number(mnist, "42"))}
     )
     expect(page.locator("#digit")).to_have_text("42")
     # A panorama past the server's 8,192 pixels a side, which the browser shows.
