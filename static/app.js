@@ -41,7 +41,8 @@
   const confidenceView = document.getElementById("confidence");
   const numberDigits = document.getElementById("number-digits");
   const statusView = document.getElementById("status");
-  const bars = Array.from(document.querySelectorAll("#chart .bar"));
+  const chart = document.getElementById("chart");
+  const bars = Array.from(chart.querySelectorAll(".bar"));
   const modelInput = document.getElementById("model-input").getContext("2d");
   const feedback = document.getElementById("feedback");
   const feedbackCount = document.getElementById("feedback-count");
@@ -579,6 +580,10 @@
   }
 
   function showChart(result, subject = null) {
+    chart.setAttribute(
+      "aria-label",
+      subject ? `Probability of each digit, for ${subject}` : "Probability of each digit",
+    );
     result.probabilities.forEach((probability, digit) => {
       const bar = bars[digit];
       bar.querySelector(".bar-fill").style.setProperty("--p", probability.toFixed(4));
@@ -675,10 +680,20 @@
         return button;
       }),
     );
+    numberDigits.setAttribute("aria-label", `The digits of ${reading.number}; choose one to see its chart`);
     numberDigits.hidden = false;
     feedback.hidden = false;
     selectDigit(state.selected, focused);
     announceAnswer(`Read: ${reading.number}.`, announce);
+  }
+
+  function chosenDigitName() {
+    // Which digit of the number read is shown: "the 2nd digit of 2026"; null for one alone.
+    const reading = state.reading;
+    if (!reading || reading.digits.length < 2) {
+      return null;
+    }
+    return `the ${ordinal(state.selected + 1)} digit of ${reading.number}`;
   }
 
   function selectDigit(index, focus) {
@@ -692,11 +707,7 @@
         button.focus();
       }
     });
-    const { number } = state.reading;
-    showChart(
-      digits[state.selected],
-      digits.length > 1 ? `the ${ordinal(state.selected + 1)} digit of ${number}` : null,
-    );
+    showChart(digits[state.selected], chosenDigitName());
     state.answered = digits[state.selected].digit;
     drawBoxes();
   }
@@ -882,6 +893,7 @@
   async function sendCorrection(label) {
     const epoch = state.epoch;
     const answered = state.answered;
+    const kept = [chosenDigitName(), "kept"].filter(Boolean).join(" ");
     feedbackButtons.forEach((button) => {
       button.disabled = true;
     });
@@ -902,8 +914,8 @@
       if (response.ok) {
         setStatus(
           label === answered
-            ? `Thank you: kept as right (correction ${body.id}).`
-            : `Thank you: kept as ${aDigit(label)} (correction ${body.id}).`,
+            ? `Thank you: ${kept} as right (correction ${body.id}).`
+            : `Thank you: ${kept} as ${aDigit(label)} (correction ${body.id}).`,
           false,
         );
         showCorrectionCount();

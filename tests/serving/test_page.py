@@ -369,6 +369,11 @@ def test_brush_size_changes_the_stroke(desktop: tuple[Page, PageWatcher]) -> Non
     draw_with_mouse(page, ONE)
     assert ink_pixels() > 1.6 * thin_default
     expect_prediction(page, 1)
+    # With the keyboard: the slider says its new value; nothing else repeats it.
+    record_announcements(page)
+    page.get_by_label("Brush size").press("ArrowRight")
+    expect(page.locator("#brush-value")).to_have_text("74")
+    assert page.evaluate("window.announcedBy") == []
 
 
 def test_page_security_headers(server_url: str) -> None:
@@ -464,6 +469,8 @@ def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], numb
     expect(page.locator("#status")).to_have_text(f"Read: {number}.")
     digits = page.locator("#number-digits button")
     expect(digits).to_have_count(len(number))
+    # Screen readers find the number in the digits' group, and which one the chart is of.
+    expect(page.get_by_role("group", name=f"The digits of {number};")).to_be_visible()
     # The last digit written is chosen: its chart and input are shown.
     expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", number[-1])
     screenshot(page, f"number-{number}")
@@ -472,6 +479,9 @@ def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], numb
     digits.first.click()
     expect(digits.first).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", number[0])
+    expect(page.locator("#chart")).to_have_attribute(
+        "aria-label", f"Probability of each digit, for the 1st digit of {number}"
+    )
     page.keyboard.press("ArrowRight")
     expect(digits.nth(1)).to_be_focused()
     expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", number[1])
@@ -918,8 +928,11 @@ def record_announcements(page: Page) -> None:
     page.evaluate(
         """() => {
             window.announcedBy = [];
-            const regions = '[aria-live]:not([aria-live="off"]), [role="status"], [role="alert"]';
-            for (const region of document.querySelectorAll(regions)) {
+            // Explicit live regions, and <output>, one by default (its role is status).
+            const regions = Array.from(
+                document.querySelectorAll('[aria-live], [role="status"], [role="alert"], output')
+            ).filter((region) => region.getAttribute("aria-live") !== "off");
+            for (const region of regions) {
                 new MutationObserver(() => {
                     if (!window.announcedBy.includes(region.id)) window.announcedBy.push(region.id);
                 }).observe(region, { childList: true, characterData: true, subtree: true });
@@ -964,7 +977,9 @@ def test_correcting_one_digit_of_a_number(
                 .getImageData(0, 0, 28, 28).data.filter((_, index) => index % 4 === 0))"""
     )
     page.get_by_role("button", name="Wrong: it was an 8").click()
-    expect(page.locator("#status")).to_have_text(re.compile(r"Thank you: kept as an 8"))
+    expect(page.locator("#status")).to_have_text(
+        re.compile(r"Thank you: the 2nd digit of 2026 kept as an 8")
+    )
     with Session(create_engine(corrections_database)) as session:
         stored = session.scalars(select(Correction).order_by(Correction.id.desc())).first()
     # The chosen digit alone was sent, cut out of the pad: the server read the 0 in it, and
