@@ -171,8 +171,12 @@ class ReadDigitResult(Prediction):
 
 
 class NumberReading(BaseModel):
-    number: Annotated[str, Field(description="The digits read, left to right.")]
-    digits: Annotated[list[ReadDigitResult], Field(description="Each digit, left to right.")]
+    number: Annotated[
+        str, Field(description="The digits read, left to right; line by line, top to bottom.")
+    ]
+    digits: Annotated[
+        list[ReadDigitResult], Field(description="Each digit, in the order of the number.")
+    ]
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -5,7 +5,8 @@ was lifted off, a "4" in two strokes, a dot over a stroke), short pieces joined 
 nearest neighbour (a bar or a flag drawn beside a stem, a break in a scanned stroke) or
 dropped when far from any (specks, dust on a scan or photo), and split at their thinnest
 column when a piece is much wider than the number's digits are tall (two digits that
-touch). Each digit's own strokes then go through the same preprocessing as a single drawing.
+touch). A number written on several lines is read line by line, top to bottom. Each digit's
+own strokes then go through the same preprocessing as a single drawing.
 """
 
 import itertools
@@ -56,6 +57,11 @@ DIGIT_SPAN = 0.3
 # dust around it read "7026"). Pieces of a broken stroke join from above or below, as far
 # as the columns they share (a 6 whose rising stroke broke into five pieces).
 DUST_SIDE = 0.1
+# A number written on several lines: pieces at least this share of the tallest one high
+# (digits, not the two loops of an 8 drawn apart), two side by side on one line and one of
+# them above or below another's columns. Each line is then read on its own, top to bottom;
+# before, "12" written over "34" was read column by column: "13".
+LINE_DIGIT_HEIGHT = 0.75
 # A piece wider than this many times a digit's height holds touching digits (a digit is
 # taller than wide; "0" and a wide "4" come near 1). The height is the larger of its own and
 # the other digits' median: a "0" written flat is wide for its own height, not for the
@@ -287,6 +293,46 @@ def labelled_pieces(strokes: np.ndarray) -> tuple[int, np.ndarray]:
         return cv2.connectedComponents(strokes, connectivity=8)
 
 
+def rows_overlap(one: Piece, other: Piece) -> bool:
+    return min(one.top + one.height, other.top + other.height) > max(one.top, other.top)
+
+
+def lines_of(pieces: list[Piece]) -> list[list[Piece]]:
+    """The pieces of each line of a number written on several, top to bottom; all of them as
+    one line unless digits stand on top of one another.
+
+    A line is the rows of its digit-high pieces; every other piece (a bar, a speck) goes to
+    the line nearest to its middle.
+    """
+    tallest = max(piece.height for piece in pieces)
+    digits = [piece for piece in pieces if piece.height >= LINE_DIGIT_HEIGHT * tallest]
+    side_by_side = any(
+        rows_overlap(one, other) and not share_columns(one, other)
+        for one, other in itertools.combinations(digits, 2)
+    )
+    stacked = any(
+        share_columns(one, other) and not rows_overlap(one, other)
+        for one, other in itertools.combinations(digits, 2)
+    )
+    if not (side_by_side and stacked):
+        return [pieces]
+    bands: list[list[int]] = []  # [top, bottom) of each line, top to bottom
+    for digit in sorted(digits, key=lambda piece: piece.top):
+        if bands and digit.top < bands[-1][1]:
+            bands[-1][1] = max(bands[-1][1], digit.top + digit.height)
+        else:
+            bands.append([digit.top, digit.top + digit.height])
+
+    def rows_from(piece: Piece, band: list[int]) -> float:
+        middle = piece.top + piece.height / 2
+        return max(band[0] - middle, middle - band[1], 0)
+
+    lines: list[list[Piece]] = [[] for _ in bands]
+    for piece in pieces:
+        lines[min(range(len(bands)), key=lambda line: rows_from(piece, bands[line]))].append(piece)
+    return lines
+
+
 def pieces_beyond_specks(strokes: np.ndarray) -> tuple[int, np.ndarray, list[Piece] | None]:
     """Strokes in too many pieces to join pairwise: their count (with the background), their
     labelled image, and the pieces that are no dust, which is dropped; None if even those are
@@ -309,8 +355,9 @@ def pieces_beyond_specks(strokes: np.ndarray) -> tuple[int, np.ndarray, list[Pie
 
 
 def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
-    """The digits drawn in 8-bit ink, left to right, over the labelled image their pieces
-    refer to; EmptyDrawingError if there is none."""
+    """The digits drawn in 8-bit ink, left to right (line by line, top to bottom, when the
+    number is written on several), over the labelled image their pieces refer to;
+    EmptyDrawingError if there is none."""
     strokes = stroke_mask(ink)
     count, labelled = labelled_pieces(strokes)
     if count == 1:
@@ -324,15 +371,18 @@ def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
         if pieces is None:
             everything = frozenset(range(1, count))
             return labelled, [pieces_of(labelled, everything, 0, ink.shape[1])]
-    whole = digits_of_pieces(pieces)
-    digits = [
-        part
-        for index, piece in enumerate(whole)
-        for part in split_touching(
-            labelled, piece, digit_height(piece, whole[:index] + whole[index + 1 :])
-        )
-    ]
-    return labelled, sorted(digits, key=lambda digit: digit.left)
+    digits = []
+    for line in lines_of(pieces):
+        whole = digits_of_pieces(line)
+        parts = [
+            part
+            for index, piece in enumerate(whole)
+            for part in split_touching(
+                labelled, piece, digit_height(piece, whole[:index] + whole[index + 1 :])
+            )
+        ]
+        digits += sorted(parts, key=lambda digit: digit.left)
+    return labelled, digits
 
 
 def located_digits(ink: Ink) -> tuple[Ink, np.ndarray, list[Piece]]:
@@ -387,7 +437,7 @@ def box_in_image(ink: Ink, digit: Piece) -> tuple[int, int, int, int]:
 
 
 def read_digits(data: bytes, limits: Limits) -> list[ReadDigit]:
-    """Image bytes -> each digit's model input and box, left to right."""
+    """Image bytes -> each digit's model input and box, left to right (line by line)."""
     image = open_image(data, limits)
     ink, labelled, digits = located_digits(ink_image(load_pixels(image, data), NUMBER_WORKING_SIDE))
     return [

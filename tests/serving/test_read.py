@@ -197,6 +197,32 @@ def test_dots_left_by_a_broken_stroke_are_not_a_digit() -> None:
     assert digit_columns(ink) == [pytest.approx((34, 46), abs=2), pytest.approx((254, 266), abs=2)]
 
 
+def test_a_number_written_on_two_lines_is_read_line_by_line(
+    client: TestClient, mnist: MnistData
+) -> None:
+    top, top_number, _ = number_drawing(mnist, [3, 4, 5])
+    bottom, bottom_number, _ = number_drawing(mnist, [6, 7])
+    # Each line's digits are drawn across rows 132-268 of its canvas: one line is moved up
+    # by 110 rows, the other down by 100.
+    canvas = Image.new("RGBA", (1120, 400), (0, 0, 0, 0))
+    canvas.alpha_composite(Image.open(io.BytesIO(top)), (0, 0), (0, 110))
+    canvas.alpha_composite(Image.open(io.BytesIO(bottom)).crop((0, 0, 1120, 300)), (0, 100))
+    body = client.post("/api/read", content=encode(canvas), headers=PNG).json()
+    assert body["number"] == top_number + bottom_number
+    rows = [digit["box"][1] for digit in body["digits"]]
+    assert all(row < 200 for row in rows[:3]) and all(row >= 200 for row in rows[3:])
+
+
+def test_an_eight_drawn_as_two_loops_is_one_digit() -> None:
+    # Two loops, one above the other, beside a "1": stacked, but not digits of two lines.
+    image = Image.new("L", (300, 260), 0)
+    pen = ImageDraw.Draw(image)
+    pen.line((40, 30, 40, 230), fill=255, width=12)
+    pen.ellipse((130, 30, 230, 125), outline=255, width=12)
+    pen.ellipse((125, 135, 235, 230), outline=255, width=12)
+    assert len(find_digits(np.asarray(image))[1]) == 2
+
+
 def dust(
     image: np.ndarray, count: int, side: int, clear: int = 0, ink: int | tuple = 255
 ) -> np.ndarray:
