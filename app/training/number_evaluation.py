@@ -14,7 +14,7 @@ import numpy as np
 
 from app.serving.inference import DenseClassifier
 from app.serving.preprocessing import Limits
-from app.serving.segmentation import read_digits
+from app.serving.segmentation import ReadDigit, chosen_digits, read_digits
 from app.training.numbers import Spacing, random_number_style, write_number
 from app.training.processes import mapped
 
@@ -62,23 +62,20 @@ def number_jobs(
     return jobs
 
 
-def read_inputs(job: NumberJob) -> np.ndarray:
-    """The model inputs of the digits the server finds in the written number, (n, 784)."""
+def read_number(job: NumberJob) -> list[ReadDigit]:
+    """The digits the server finds in the written number (see read_digits)."""
     style = random_number_style(np.random.default_rng(job.seed), len(job.labels), job.spacing)
-    written = write_number(job.digits, style)
-    return np.stack([digit.model_input for digit in read_digits(written.image, Limits())])
+    return read_digits(write_number(job.digits, style).image, Limits())
 
 
 def measure_numbers(
     classifier: DenseClassifier, jobs: list[NumberJob], workers: int
 ) -> NumberMeasure:
-    found = mapped(read_inputs, jobs, workers, chunksize=16)
-    predictions = classifier.predict(np.concatenate(found)).argmax(axis=1)
+    found = mapped(read_number, jobs, workers, chunksize=16)
     right = counted = digits_right = digits_counted = 0
-    start = 0
-    for job, inputs in zip(jobs, found, strict=True):
-        read = "".join(str(int(digit)) for digit in predictions[start : start + len(inputs)])
-        start += len(inputs)
+    for job, digits in zip(jobs, found, strict=True):
+        chosen = chosen_digits(digits, classifier.predict)
+        read = "".join(str(int(probabilities.argmax())) for _, probabilities in chosen)
         right += read == job.labels
         if len(read) == len(job.labels):
             counted += 1

@@ -15,6 +15,8 @@ from app.serving.preprocessing import Limits
 from app.serving.segmentation import find_digits, read_digits
 from app.training.data import MnistData
 from app.training.drawings import DrawingStyle, render_drawing
+from app.training.number_evaluation import number_jobs
+from app.training.numbers import random_number_style, write_number
 from tests.conftest import encode
 
 PNG = {"Content-Type": "image/png"}
@@ -145,6 +147,28 @@ def test_two_digits_that_touch_lightly_are_split() -> None:
     # Cut within the thin joint (columns 110 to 130): each "0" whole.
     assert first.left == 10 and second.left + second.width == 231
     assert 109 <= first.left + first.width <= second.left <= 131
+
+
+def test_digits_that_touch_are_read_as_two_when_that_is_likelier(
+    client: TestClient, mnist: MnistData
+) -> None:
+    # A 2 whose tail runs into the 1 after it: one piece, too wide for one digit, not wide
+    # enough to be sure; read both ways, the two digits are the likelier reading.
+    png, number, columns = number_drawing(mnist, [1, 2], gap=-0.02)
+    (found,) = read_digits(png, Limits())
+    assert found.split is not None
+    body = client.post("/api/read", content=png, headers=PNG).json()
+    assert body["number"] == number == "21"
+    (two, one) = (digit["box"] for digit in body["digits"])
+    assert two[0] == pytest.approx(columns[0][0], abs=4)
+    assert one[0] + one[2] == pytest.approx(columns[1][1], abs=4)
+    # A wide 4 of the test digits, in a number of the evaluation's: read both ways too, it
+    # stays one digit.
+    job = number_jobs(mnist.x_test, mnist.y_test, 12, "apart")[11]
+    style = random_number_style(np.random.default_rng(job.seed), len(job.labels), job.spacing)
+    png = write_number(job.digits, style).image
+    assert read_digits(png, Limits())[0].split is not None
+    assert client.post("/api/read", content=png, headers=PNG).json()["number"] == "42"
 
 
 def test_a_flat_zero_between_taller_digits_is_one_digit() -> None:
