@@ -184,6 +184,10 @@ def is_speck(piece: Piece, tallest: int) -> bool:
     return max(piece.width, piece.height) < DIGIT_SPAN * tallest
 
 
+def is_dust(piece: Piece, tallest: int) -> bool:
+    return max(piece.width, piece.height) < DUST_SIDE * tallest
+
+
 def digits_of_pieces(pieces: list[Piece]) -> list[Piece]:
     """Pieces made digits: parts of one digit joined, fragments joined to the nearest digit
     when near, kept as short digits when none is near, specks joined to the nearest digit
@@ -211,8 +215,7 @@ def digits_of_pieces(pieces: list[Piece]) -> list[Piece]:
         else:
             digits.append(fragment)
     for speck in specks:
-        dust = max(speck.width, speck.height) < DUST_SIDE * tallest
-        gap = distance_between if dust else gap_between
+        gap = distance_between if is_dust(speck, tallest) else gap_between
         nearest = min(range(len(digits)), key=lambda index: gap(speck, digits[index]))
         if gap(speck, digits[nearest]) <= reach:
             digits[nearest] = joined(digits[nearest], speck)
@@ -354,7 +357,7 @@ def lines_of(pieces: list[Piece]) -> list[list[Piece]]:
     return lines
 
 
-def pieces_beyond_specks(strokes: np.ndarray) -> tuple[int, np.ndarray, list[Piece] | None]:
+def pieces_beyond_dust(strokes: np.ndarray) -> tuple[int, np.ndarray, list[Piece] | None]:
     """Strokes in too many pieces to join pairwise: their count (with the background), their
     labelled image, and the pieces that are no dust, which is dropped; None if even those are
     too many (a scribble, noise).
@@ -388,7 +391,7 @@ def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
             pieces_of(labelled, frozenset([label]), 0, ink.shape[1]) for label in range(1, count)
         ]
     else:
-        count, labelled, pieces = pieces_beyond_specks(strokes)
+        count, labelled, pieces = pieces_beyond_dust(strokes)
         if pieces is None:
             everything = frozenset(range(1, count))
             return labelled, [pieces_of(labelled, everything, 0, ink.shape[1])]
