@@ -682,7 +682,9 @@
     );
     numberDigits.setAttribute("aria-label", `The digits of ${reading.number}; choose one to see its chart`);
     numberDigits.hidden = false;
-    feedback.hidden = false;
+    // A digit's correction is cut out of the pad, which an upload this browser cannot show
+    // (the server may still read it) is not on: none is offered then.
+    feedback.hidden = boxOnPad(reading.digits[0].box) === null;
     selectDigit(state.selected, focused);
     announceAnswer(`Read: ${reading.number}.`, announce);
   }

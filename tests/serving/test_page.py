@@ -831,6 +831,29 @@ def test_an_upload_the_server_refuses_replaces_the_answer_before_it(
     assert [error for error in watcher.errors if "413" not in error] == []
 
 
+def test_a_number_uploaded_that_the_browser_cannot_show(
+    browser: Browser, server_url: str, mnist: MnistData
+) -> None:
+    # A browser without a decoder for the format (older Safari and WebP): the server reads
+    # the number, but its digits cannot be cut out of the pad to be sent as corrections.
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    context.add_init_script(
+        "window.createImageBitmap = () => Promise.reject(new DOMException('no decoder'));"
+    )
+    page, watcher = open_page(context, server_url)
+    page.get_by_role("button", name="A number").click()
+    page.locator("#upload").set_input_files(
+        {"name": "42.png", "mimeType": "image/png", "buffer": encode(mnist_number(mnist, "42"))}
+    )
+    expect(page.locator("#digit")).to_have_text("42")
+    expect(page.locator("#feedback")).to_be_hidden()
+    page.locator("#number-digits button").first.click()
+    expect(page.locator("#chart .bar.top")).to_have_attribute("data-digit", "4")
+    assert painted_pixels(page, "#boxes") == 0
+    context.close()
+    assert watcher.errors == []
+
+
 def painted_pixels(page: Page, selector: str) -> int:
     """How many pixels of the canvas are painted (not fully transparent)."""
     return page.evaluate(
