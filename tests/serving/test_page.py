@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
@@ -462,6 +469,8 @@ def written_in_number_mode(page: Page, number: str, spacing: float = 0.2) -> Non
 @pytest.mark.parametrize("number", ["42", "2026"])
 def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], number: str):
     page, _ = desktop
+    answers: list[Response] = []
+    page.on("response", lambda response: "/api/read" in response.url and answers.append(response))
     page.get_by_role("button", name="A number").click()
     expect(page.get_by_role("button", name="A number")).to_have_attribute("aria-pressed", "true")
     write_number(page, number)
@@ -516,6 +525,11 @@ def test_writing_a_number_with_the_mouse(desktop: tuple[Page, PageWatcher], numb
     right = (0.08 + (len(number) - 1) * 0.2 + last * 0.13) * boxed["width"] + reach
     assert boxed["left"] == pytest.approx(left, abs=12)
     assert boxed["right"] == pytest.approx(right, abs=12)
+    # The strokes were sent at the size the server reads them, not the pad's: digits about
+    # 290 pad pixels high, at most a row's 160 (at the pad's size, 286). Chromium does not
+    # give tests the body of a fetch sent from a Blob: the boxes tell the image's scale.
+    heights = [digit["box"][3] for digit in answers[-1].json()["digits"]]
+    assert 80 <= max(heights) <= 160
 
 
 def write_number_on_the_digit_pad(page: Page) -> None:
