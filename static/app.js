@@ -567,8 +567,8 @@
       } else {
         showPrediction(body, announce);
       }
-    } else if (response.status === 422) {
-      showEmpty(body.detail ? `Nothing to recognise yet: ${body.detail}.` : "Draw a digit.");
+    } else if (body.reason === "empty_drawing") {
+      showEmpty(`Nothing to recognise yet: ${body.detail}.`);
     } else if (response.status === 503 && response.headers.get("Retry-After")) {
       showUnanswered(`The server is busy: ${body.detail || "try again in a moment"}.`);
     } else {

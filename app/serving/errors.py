@@ -1,4 +1,5 @@
-"""Every error is JSON {"detail": "..."} with a status that says whose fault it was."""
+"""Every error is JSON {"detail": "..."} with a status that says whose fault it was; a
+refused image's also says why in a word, for programs: {"reason": "empty_drawing"}."""
 
 import json
 import logging
@@ -54,13 +55,15 @@ async def http_error(request: Request, error: HTTPException) -> Response:
 
 async def preprocess_error(request: Request, error: PreprocessError) -> JSONResponse:
     count_rejection(error.status_code, error.reason)
-    return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+    return JSONResponse(
+        {"detail": str(error), "reason": error.reason}, status_code=error.status_code
+    )
 
 
 async def service_busy(request: Request, error: ServiceBusyError) -> JSONResponse:
     count_rejection(503, error.reason)
     return JSONResponse(
-        {"detail": str(error)},
+        {"detail": str(error), "reason": error.reason},
         status_code=503,
         headers={"Retry-After": str(error.retry_after)},
     )

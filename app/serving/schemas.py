@@ -1,6 +1,6 @@
 """Request and response bodies of the REST API."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
@@ -101,9 +101,25 @@ class Prediction(BaseModel):
     )
 
 
+# Why an image was refused, in a word for programs: "empty_drawing" (nothing drawn yet) asks
+# for more strokes, the others for another image (or, busy, a retry).
+RefusalReason = Annotated[
+    Literal[
+        "empty_drawing",
+        "costly_decoding",
+        "unreadable_image",
+        "unsupported_image",
+        "image_too_large",
+        "busy",
+    ],
+    Field(description="Why the image was refused, for programs."),
+]
+
+
 class ImageError(BaseModel):
     status: Annotated[int, Field(description="The HTTP status this image alone would get.")]
     detail: str
+    reason: RefusalReason
 
 
 class BatchResult(BaseModel):
@@ -136,6 +152,7 @@ class PixelsRequest(BaseModel):
 
 class ErrorResponse(BaseModel):
     detail: str
+    reason: RefusalReason | None = None  # given when an image was refused
 
 
 class Status(BaseModel):

@@ -97,6 +97,7 @@ def test_batch_keeps_order_and_reports_bad_images_alone(
     assert results[3]["error"] == {
         "status": 422,
         "detail": "the drawing is empty: no strokes stand out from the background",
+        "reason": "empty_drawing",
     }
 
 
@@ -316,10 +317,38 @@ def test_hostile_input_gets_a_clear_client_error(
     response = client.post(path, **request)
     assert response.status_code == status, response.text
     body = response.json()
-    assert list(body) == ["detail"]
+    assert set(body) <= {"detail", "reason"}
     assert isinstance(body["detail"], str)
     assert 10 < len(body["detail"]) < 400
     assert "Traceback" not in body["detail"]
+
+
+REFUSALS = {
+    # image: (status, reason)
+    "blank canvas": (422, "empty_drawing"),
+    "thousands of chunks": (422, "costly_decoding"),
+    "not an image": (415, "unsupported_image"),
+    "20000x20000": (413, "image_too_large"),
+}
+
+
+@pytest.mark.parametrize("image", REFUSALS)
+@pytest.mark.parametrize("path", ["/api/predict", "/api/read"])
+def test_a_refused_image_says_why_in_a_word(
+    client: TestClient, seven: bytes, path: str, image: str
+) -> None:
+    # A page or program can tell "draw more" (empty_drawing) from "send another image".
+    content = {
+        "blank canvas": encode(Image.new("LA", (280, 280))),
+        "thousands of chunks": seven[:-12] + b"\0\0\0\0tEXt\0\0\0\0" * 5000 + seven[-12:],
+        "not an image": b"GIF89a" + bytes(100),
+        "20000x20000": png_header_only(20000, 20000),
+    }[image]
+    status, reason = REFUSALS[image]
+    response = client.post(path, content=content, headers=PNG)
+    assert (response.status_code, response.json()["reason"]) == (status, reason)
+    batch = client.post("/api/predict/batch", files=[("files", ("a.png", content))])
+    assert batch.json()["results"][0]["error"]["reason"] == reason
 
 
 def test_server_keeps_serving_after_hostile_input(client: TestClient, seven: bytes) -> None:

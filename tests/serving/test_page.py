@@ -820,6 +820,23 @@ def test_the_servers_own_error_is_shown(browser: Browser, server_url: str) -> No
     assert [error for error in watcher.errors if "413" not in error] == []
 
 
+def test_an_image_too_costly_to_decode_is_not_taken_for_an_empty_drawing(
+    desktop: tuple[Page, PageWatcher], mnist: MnistData
+) -> None:
+    page, watcher = desktop
+    # A 7 the browser shows, with thousands of empty chunks the server refuses it for (422,
+    # as for an empty drawing, which asks for more strokes instead).
+    seven = encode(Image.fromarray(mnist.x_test[0]).resize((140, 140)))
+    costly = seven[:-12] + b"\x00\x00\x00\x00tEXt\x00\x00\x00\x00" * 5000 + seven[-12:]
+    page.locator("#upload").set_input_files(
+        {"name": "seven.png", "mimeType": "image/png", "buffer": costly}
+    )
+    expect(page.locator("#status")).to_have_text(
+        re.compile(r"^The server could not read it \(422\): the image costs too much to decode")
+    )
+    watcher.errors.clear()  # the browser's own console line for the 422
+
+
 def test_an_upload_the_server_refuses_replaces_the_answer_before_it(
     browser: Browser, server_url: str, mnist: MnistData
 ) -> None:

@@ -144,10 +144,12 @@ async def predict_batch(
             # Only the status and message are kept: the exception's traceback would keep
             # the decoded arrays of its frames alive as long as the results.
             count_rejection(error.status_code, error.reason)
-            inputs.append(ImageError(status=error.status_code, detail=str(error)))
+            inputs.append(
+                ImageError(status=error.status_code, detail=str(error), reason=error.reason)
+            )
         except ServiceBusyError as busy:
             count_rejection(503, busy.reason)
-            inputs.append(ImageError(status=503, detail=str(busy)))
+            inputs.append(ImageError(status=503, detail=str(busy), reason=busy.reason))
     valid = [read[0] for read in inputs if not isinstance(read, ImageError)]
     # One forward pass for the whole batch.
     probabilities = iter(forward(classifier, np.stack(valid)) if valid else ())
