@@ -2,6 +2,7 @@
 page's number pad or a program sends them, read digit by digit."""
 
 import io
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,11 @@ def strokes(size: tuple[int, int], lines: list[tuple[int, int, int, int]]) -> np
     return np.asarray(image)
 
 
+def polyline(points: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """The straight strokes from each point to the next."""
+    return [(*start, *end) for start, end in itertools.pairwise(points)]
+
+
 def digit_columns(ink: np.ndarray) -> list[tuple[int, int]]:
     return [(digit.left, digit.left + digit.width) for digit in find_digits(ink)[1]]
 
@@ -211,6 +217,19 @@ def test_a_short_digit_whose_bar_was_lifted_off_stays_one_digit() -> None:
         pytest.approx((34, 46), abs=2),
         pytest.approx((144, 221), abs=3),
         pytest.approx((274, 286), abs=2),
+    ]
+
+
+def test_digits_written_small_beside_a_tall_one_are_digits() -> None:
+    # "123", the 1 four times as high as the 2 and the 3: each of those is a quarter of the
+    # tallest piece high, but many strokes long, not a speck (the number read "1").
+    two = [(300, 300), (320, 286), (345, 286), (360, 302), (350, 318), (300, 350), (362, 350)]
+    three = [(420, 290), (450, 284), (470, 296), (445, 318), (472, 332), (460, 354), (420, 350)]
+    ink = strokes((520, 400), [(80, 20, 80, 380), *polyline(two), *polyline(three)])
+    assert digit_columns(ink) == [
+        pytest.approx((74, 86), abs=2),
+        pytest.approx((297, 366), abs=2),
+        pytest.approx((419, 478), abs=2),
     ]
 
 
