@@ -9,6 +9,7 @@ touch). A number written on several lines is read line by line, top to bottom. E
 own strokes then go through the same preprocessing as a single drawing.
 """
 
+import functools
 import itertools
 import statistics
 from collections.abc import Callable
@@ -186,20 +187,20 @@ def distance_between(one: Piece, other: Piece) -> int:
     return max(gap_between(one, other), rows)
 
 
-def is_speck(piece: Piece, tallest: int, stroke: float) -> bool:
-    """Whether the piece is too small to be a digit, beside the `tallest` piece of strokes
-    `stroke` wide."""
+def is_speck(piece: Piece, tallest: int, stroke: Callable[[], float]) -> bool:
+    """Whether the piece is too small to be a digit, beside the `tallest` piece, whose
+    stroke width `stroke()` gives (measured only for pieces that short)."""
     side = max(piece.width, piece.height)
-    return side < DIGIT_SPAN * tallest and side < SMALL_DIGIT_STROKES * stroke
+    return side < DIGIT_SPAN * tallest and side < SMALL_DIGIT_STROKES * stroke()
 
 
 def is_dust(piece: Piece, tallest: int) -> bool:
     return max(piece.width, piece.height) < DUST_SIDE * tallest
 
 
-def digits_of_pieces(pieces: list[Piece], stroke: float) -> list[Piece]:
+def digits_of_pieces(pieces: list[Piece], stroke: Callable[[], float]) -> list[Piece]:
     """Pieces made digits: parts of one digit joined, fragments joined to the nearest digit
-    when near, kept as short digits when none is near, specks (see is_speck; `stroke`: the
+    when near, kept as short digits when none is near, specks (see is_speck; `stroke()`: the
     tallest piece's stroke width) joined to the nearest digit when near (dust: across and
     down), else dropped.
 
@@ -315,6 +316,13 @@ def maybe_touching(labelled: np.ndarray, piece: Piece, height: float) -> tuple[P
     return touching_parts(labelled, piece)
 
 
+def piece_stroke_width(labelled: np.ndarray, piece: Piece) -> float:
+    """The width of the piece's strokes, measured in a margin: the edges along its box are
+    edges of its strokes too."""
+    mask = piece.mask(labelled).view(np.uint8)
+    return stroke_width(cv2.copyMakeBorder(mask, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0))
+
+
 def labelled_pieces(strokes: np.ndarray) -> tuple[int, np.ndarray]:
     """The strokes' connected pieces: their count (with the background) and the image of
     their labels, in 16 bits: every digit's mask compares half the memory of 32 bits (the
@@ -410,8 +418,9 @@ def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
     digits = []
     for line in lines_of(pieces):
         tallest = max(line, key=lambda piece: piece.height)
-        # In a margin: the edges along its box are edges of its strokes too.
-        whole = digits_of_pieces(line, stroke_width(np.pad(tallest.mask(labelled), 1)))
+        whole = digits_of_pieces(
+            line, functools.cache(functools.partial(piece_stroke_width, labelled, tallest))
+        )
         parts = [
             part
             for index, piece in enumerate(whole)
