@@ -143,11 +143,11 @@
     return state.strokes.length > 0 || state.upload !== null;
   }
 
-  function strokesBox(margin = 0) {
+  function strokesBox(margin = 0, strokes = state.strokes) {
     // The strokes' extent, their round pen's width and `margin` included (curves through
     // the points stay between them): {left, top, right, bottom}.
     const box = { left: Infinity, top: Infinity, right: -Infinity, bottom: -Infinity };
-    state.strokes.forEach(({ width, points }) => {
+    strokes.forEach(({ width, points }) => {
       const reach = width / 2 + margin;
       points.forEach(({ x, y }) => {
         box.left = Math.min(box.left, x - reach);
@@ -474,9 +474,9 @@
       return 1;
     }
     const heights = state.strokes
-      .map(({ width, points }) => {
-        const ys = points.map(({ y }) => y);
-        return Math.max(...ys) - Math.min(...ys) + width;
+      .map((stroke) => {
+        const { top, bottom } = strokesBox(0, [stroke]);
+        return bottom - top;
       })
       .sort((a, b) => a - b);
     const middle = heights.length / 2;

@@ -24,6 +24,7 @@ from app.paths import PROJECT_ROOT
 from app.serving.corrections.tables import Correction
 from app.training.data import MnistData
 from tests.conftest import encode, running_server
+from tests.serving.test_metrics import costly_png
 
 pytestmark = pytest.mark.browser
 
@@ -827,9 +828,8 @@ def test_an_image_too_costly_to_decode_is_not_taken_for_an_empty_drawing(
     # A 7 the browser shows, with thousands of empty chunks the server refuses it for (422,
     # as for an empty drawing, which asks for more strokes instead).
     seven = encode(Image.fromarray(mnist.x_test[0]).resize((140, 140)))
-    costly = seven[:-12] + b"\x00\x00\x00\x00tEXt\x00\x00\x00\x00" * 5000 + seven[-12:]
     page.locator("#upload").set_input_files(
-        {"name": "seven.png", "mimeType": "image/png", "buffer": costly}
+        {"name": "seven.png", "mimeType": "image/png", "buffer": costly_png(seven)}
     )
     expect(page.locator("#status")).to_have_text(
         re.compile(r"^The server could not read it \(422\): the image costs too much to decode")
