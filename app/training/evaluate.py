@@ -35,7 +35,6 @@ from app.paths import DEFAULT_MODEL_PATH
 from app.serving.inference import softmax
 from app.serving.model_file import (
     load_calibrated_classifier,
-    load_classifier,
     model_card_path,
     read_model_card,
 )
@@ -223,10 +222,11 @@ def evaluate(
 
 def evaluate_numbers(model_path: Path, data: MnistData, count: int, workers: int) -> dict[str, Any]:
     """Reading whole numbers: with the gaps people leave, with digits almost touching, and
-    with digits overlapping a little."""
+    with digits overlapping a little; with the probabilities the server gives (calibrated),
+    which choose between reading a wide piece as one digit or two."""
     if len(data.x_test) < MIN_TEST_DIGITS:
         return {}
-    classifier = load_classifier(model_path)
+    classifier = load_calibrated_classifier(model_path)
     figures: dict[str, Any] = {"numbers_seed": NUMBERS_SEED}
     for prefix, spacing, _ in NUMBER_SETS:
         jobs = number_jobs(data.x_test, data.y_test, count, spacing)

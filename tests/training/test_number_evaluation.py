@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.serving.model_file import load_classifier, model_card_path
+from app.serving.model_file import load_calibrated_classifier, load_classifier, model_card_path
 from app.training.data import MnistData
+from app.training.evaluate import evaluate_numbers
 from app.training.number_evaluation import measure_numbers, number_jobs
 from app.training.numbers import GAPS, MAX_CANVAS, Spacing, random_number_style, write_number
 from tests.conftest import run_module
@@ -54,11 +55,32 @@ def test_the_served_model_reads_most_written_numbers(
     mnist: MnistData, committed_model_path: Path
 ) -> None:
     jobs = number_jobs(mnist.x_test, mnist.y_test, 60, "apart")
-    measure = measure_numbers(load_classifier(committed_model_path), jobs, workers=1)
+    measure = measure_numbers(load_calibrated_classifier(committed_model_path), jobs, workers=1)
     assert measure.numbers == 60
     assert measure.count_accuracy >= 0.9
     assert measure.digit_accuracy >= 0.95
     assert measure.number_accuracy >= 0.8
+
+
+@pytest.mark.training
+def test_numbers_are_read_with_the_probabilities_the_server_gives(
+    mnist: MnistData, committed_model_path: Path, tmp_path: Path
+) -> None:
+    # A temperature so high that every probability is near 0.1: two digits' product never
+    # beats one digit's, and a wide piece is always read as one, as the server would.
+    model = tmp_path / "model.keras"
+    shutil.copy(committed_model_path, model)
+    card = json.loads(model_card_path(committed_model_path).read_text())
+    card["calibration"]["temperature"] = 50.0
+    model_card_path(model).write_text(json.dumps(card))
+    # The 63rd and 72nd of these are read right only with a piece read as two digits.
+    jobs = number_jobs(mnist.x_test, mnist.y_test, 80, "overlapping")
+    served = measure_numbers(load_calibrated_classifier(model), jobs, workers=1)
+    as_trained = measure_numbers(load_classifier(model), jobs, workers=1)
+    assert served.count_accuracy < as_trained.count_accuracy
+
+    figures = evaluate_numbers(model, mnist, 80, workers=1)
+    assert figures["overlapping_numbers_count_accuracy"] == served.count_accuracy
 
 
 @pytest.mark.training
