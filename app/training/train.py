@@ -87,7 +87,9 @@ PRESETS = {
     "seed": TrainingConfig(),
     "default": TrainingConfig(
         preset="default",
-        epochs=80,
+        # The cosine decay's last epochs are its best: 150 of them read numbers better
+        # than 80 (validation numbers of validation digits, 0.944 against 0.937).
+        epochs=150,
         optimizer="adam",
         cosine_decay=True,
         augmentation=Augmentation(),
@@ -95,7 +97,9 @@ PRESETS = {
         style_pen_share=0.3,
         pen_share=PEN_SHARE,
         validation_share=1 / 12,
-        patience=12,
+        # Longer than the 41 epochs the 150-epoch run went without a better validation
+        # loss; 12 stopped it at epoch 76, half way down the learning rate's decay.
+        patience=50,
     ),
 }
 
