@@ -23,6 +23,7 @@ from PIL import Image
 
 from app.paths import DEFAULT_MODEL_PATH, PROJECT_ROOT, SEED_MODEL_PATH
 from app.serving.application import create_app
+from app.serving.model_file import model_card_path
 from app.serving.settings import Settings
 from app.training.data import MnistData, load_idx_directory
 from app.training.drawings import DrawingStyle, render_drawing
@@ -46,6 +47,15 @@ def mnist(mnist_dir: Path) -> MnistData:
 def committed_model_path() -> Path:
     """The served model: the default preset."""
     return DEFAULT_MODEL_PATH
+
+
+@pytest.fixture
+def model_copy(committed_model_path: Path, tmp_path: Path) -> Path:
+    """A copy of the served model and its card, for a test to change or write into."""
+    model = tmp_path / committed_model_path.name
+    shutil.copy(committed_model_path, model)
+    shutil.copy(model_card_path(committed_model_path), model_card_path(model))
+    return model
 
 
 @pytest.fixture(scope="session")

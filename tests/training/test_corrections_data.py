@@ -2,7 +2,6 @@
 people's drawings back into the model, end to end on a small set."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +40,11 @@ def exported(mnist: MnistData, tmp_path_factory: pytest.TempPathFactory) -> Path
     return out
 
 
-def test_the_evaluation_reports_accuracy_on_corrections(
-    exported: Path, committed_model_path: Path, tmp_path: Path
-) -> None:
-    model = tmp_path / committed_model_path.name
-    shutil.copy(committed_model_path, model)
-    shutil.copy(model_card_path(committed_model_path), model_card_path(model))
+def test_the_evaluation_reports_accuracy_on_corrections(exported: Path, model_copy: Path) -> None:
     result = run_module(
         "app.evaluate",
         "--model",
-        str(model),
+        str(model_copy),
         "--data-dir",
         str(exported),
         "--workers",
@@ -60,7 +54,7 @@ def test_the_evaluation_reports_accuracy_on_corrections(
     )
     assert "Raw MNIST test set: accuracy" in result.stdout
     assert "style set, numbers: skipped (fewer than 1000 test digits)" in result.stdout
-    evaluation = json.loads(model_card_path(model).read_text())["evaluation"]
+    evaluation = json.loads(model_card_path(model_copy).read_text())["evaluation"]
     assert sum(map(sum, evaluation["test_confusion"])) == CORRECTIONS // 5
     assert evaluation["canvas_samples"] == CORRECTIONS // 5
     assert 0.0 <= evaluation["test_ece"] <= 1.0

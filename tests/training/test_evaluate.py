@@ -1,7 +1,6 @@
 """The evaluation: both measures, reproducible, and written into the model card."""
 
 import json
-import shutil
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -68,17 +67,14 @@ def run_evaluation(*arguments: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.training
 def test_evaluation_reports_and_writes_the_card(
-    committed_model_path: Path, mnist_dir: Path, tmp_path: Path
+    committed_model_path: Path, model_copy: Path, mnist_dir: Path
 ) -> None:
-    model = tmp_path / "model.keras"
-    shutil.copy(committed_model_path, model)
-    shutil.copy(model_card_path(committed_model_path), model_card_path(model))
     committed_card = json.loads(model_card_path(committed_model_path).read_text())
 
-    arguments = ["--model", str(model), "--data-dir", str(mnist_dir), "--samples", "300"]
+    arguments = ["--model", str(model_copy), "--data-dir", str(mnist_dir), "--samples", "300"]
     arguments += ["--number-count", "20"]
     result = run_evaluation(*arguments, "--style-samples", "6", "--workers", "1")
-    card = json.loads(model_card_path(model).read_text())
+    card = json.loads(model_card_path(model_copy).read_text())
 
     assert "Raw MNIST test set: accuracy" in result.stdout
     assert "Canvas-realistic: accuracy" in result.stdout
@@ -109,6 +105,6 @@ def test_evaluation_reports_and_writes_the_card(
     # Reproducible, also with the drawing spread over processes; --no-write leaves the card.
     arguments += ["--style-samples", "6"]
     run_evaluation(*arguments, "--workers", "2", "--no-write")
-    assert json.loads(model_card_path(model).read_text()) == card
+    assert json.loads(model_card_path(model_copy).read_text()) == card
     again = run_evaluation(*arguments, "--workers", "2").stdout
     assert again.split("canvas-realistic set")[0] == result.stdout.split("canvas-realistic set")[0]
