@@ -1,6 +1,7 @@
 """The REST API with the committed model: every endpoint's success path and every error."""
 
 import io
+from typing import get_args
 
 import numpy as np
 import pytest
@@ -8,6 +9,9 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.serving.application import create_app
+from app.serving.isolation import ServiceBusyError
+from app.serving.preprocessing import PreprocessError
+from app.serving.schemas import RefusalReason
 from app.serving.settings import Settings
 from app.training.data import MnistData
 from app.training.drawings import DrawingStyle, render_drawing
@@ -331,6 +335,12 @@ REFUSALS = {
     "not an image": (415, "unsupported_image"),
     "20000x20000": (413, "image_too_large"),
 }
+
+
+def test_every_refusal_has_a_reason_the_schema_declares() -> None:
+    # The schema lists the refusals' words; one it lacks would fail a batch's validation (500).
+    refusals = [ServiceBusyError, PreprocessError, *PreprocessError.__subclasses__()]
+    assert {refusal.reason for refusal in refusals} == set(get_args(get_args(RefusalReason)[0]))
 
 
 @pytest.mark.parametrize("image", REFUSALS)
