@@ -17,6 +17,7 @@ from app.serving.corrections import StoreUnavailableError
 from app.serving.isolation import ServiceBusyError
 from app.serving.metrics import HTTP_REJECTION_REASONS, count_rejection
 from app.serving.preprocessing import PreprocessError
+from app.serving.schemas import ImageError
 
 logger = logging.getLogger("uvicorn.error")
 # What FastAPI says when a multipart part meant as a file arrived as a text field: a part
@@ -53,18 +54,22 @@ async def http_error(request: Request, error: HTTPException) -> Response:
     return await http_exception_handler(request, error)
 
 
-async def preprocess_error(request: Request, error: PreprocessError) -> JSONResponse:
+def refusal_of(error: PreprocessError | ServiceBusyError) -> ImageError:
+    """What the answer to a refused image says, the refusal counted in the metrics."""
     count_rejection(error.status_code, error.reason)
-    return JSONResponse(
-        {"detail": str(error), "reason": error.reason}, status_code=error.status_code
-    )
+    return ImageError(status=error.status_code, detail=str(error), reason=error.reason)
+
+
+async def preprocess_error(request: Request, error: PreprocessError) -> JSONResponse:
+    refusal = refusal_of(error)
+    return JSONResponse(refusal.model_dump(exclude={"status"}), status_code=refusal.status)
 
 
 async def service_busy(request: Request, error: ServiceBusyError) -> JSONResponse:
-    count_rejection(503, error.reason)
+    refusal = refusal_of(error)
     return JSONResponse(
-        {"detail": str(error), "reason": error.reason},
-        status_code=503,
+        refusal.model_dump(exclude={"status"}),
+        status_code=refusal.status,
         headers={"Retry-After": str(error.retry_after)},
     )
 

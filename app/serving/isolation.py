@@ -41,6 +41,7 @@ RETRY_AFTER_SECONDS = 1
 class ServiceBusyError(Exception):
     """Every slot is taken and the queue is full: the client should retry shortly (503)."""
 
+    status_code = 503
     retry_after = RETRY_AFTER_SECONDS
     reason = "busy"
 

@@ -7,10 +7,11 @@ from fastapi import APIRouter, File, HTTPException, Query, Response, UploadFile
 
 from app.mnist import IMAGE_SIDE, INPUT_SIZE
 from app.serving.dependencies import ClassifierDep, IsolationDep, SettingsDep
+from app.serving.errors import refusal_of
 from app.serving.explanations import explained
 from app.serving.inference import DenseClassifier
 from app.serving.isolation import ServiceBusyError
-from app.serving.metrics import INFERENCE_SECONDS, count_prediction, count_rejection, preprocessed
+from app.serving.metrics import INFERENCE_SECONDS, count_prediction, preprocessed
 from app.serving.preprocessing import Limits, PreprocessError
 from app.serving.schemas import (
     BatchPrediction,
@@ -140,16 +141,10 @@ async def predict_batch(
                     isolation, preprocess_counting_digits, await upload.read(), limits
                 )
             )
-        except PreprocessError as error:
+        except (PreprocessError, ServiceBusyError) as error:
             # Only the status and message are kept: the exception's traceback would keep
             # the decoded arrays of its frames alive as long as the results.
-            count_rejection(error.status_code, error.reason)
-            inputs.append(
-                ImageError(status=error.status_code, detail=str(error), reason=error.reason)
-            )
-        except ServiceBusyError as busy:
-            count_rejection(503, busy.reason)
-            inputs.append(ImageError(status=503, detail=str(busy), reason=busy.reason))
+            inputs.append(refusal_of(error))
     valid = [read[0] for read in inputs if not isinstance(read, ImageError)]
     # One forward pass for the whole batch.
     probabilities = iter(forward(classifier, np.stack(valid)) if valid else ())
