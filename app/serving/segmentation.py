@@ -198,21 +198,24 @@ def is_dust(piece: Piece, tallest: int) -> bool:
     return max(piece.width, piece.height) < DUST_SIDE * tallest
 
 
-def digits_of_pieces(pieces: list[Piece], stroke: Callable[[], float]) -> list[Piece]:
-    """Pieces made digits: parts of one digit joined, fragments joined to the nearest digit
-    when near, kept as short digits when none is near, specks (see is_speck; `stroke()`: the
-    tallest piece's stroke width) joined to the nearest digit when near (dust: across and
-    down), else dropped.
+def digits_of_pieces(pieces: list[Piece], labelled: np.ndarray) -> list[Piece]:
+    """Pieces (of the `labelled` image) made digits: parts of one digit joined, fragments
+    joined to the nearest digit when near, kept as short digits when none is near, specks
+    (see is_speck, beside the tallest piece) joined to the nearest digit when near (dust:
+    across and down), else dropped.
 
     Specks are never joined to each other: a break in a scanned stroke leaves a column of
     dots, as high as a digit when joined, but no digit.
     """
-    tallest = max(piece.height for piece in pieces)
+    tallest_piece = max(pieces, key=lambda piece: piece.height)
+    tallest = tallest_piece.height
+    stroke = functools.cache(functools.partial(piece_stroke_width, labelled, tallest_piece))
     reach = FRAGMENT_REACH * tallest
-    specks = [piece for piece in pieces if is_speck(piece, tallest, stroke)]
-    whole = merged_while(
-        [piece for piece in pieces if not is_speck(piece, tallest, stroke)], share_columns
-    )
+    specks: list[Piece] = []
+    others: list[Piece] = []
+    for piece in pieces:
+        (specks if is_speck(piece, tallest, stroke) else others).append(piece)
+    whole = merged_while(others, share_columns)
     digits = [piece for piece in whole if piece.height >= FRAGMENT_HEIGHT * tallest]
 
     def near(one: Piece, other: Piece) -> bool:
@@ -417,10 +420,7 @@ def find_digits(ink: np.ndarray) -> tuple[np.ndarray, list[Piece]]:
             return labelled, [pieces_of(labelled, everything, 0, ink.shape[1])]
     digits = []
     for line in lines_of(pieces):
-        tallest = max(line, key=lambda piece: piece.height)
-        whole = digits_of_pieces(
-            line, functools.cache(functools.partial(piece_stroke_width, labelled, tallest))
-        )
+        whole = digits_of_pieces(line, labelled)
         parts = [
             part
             for index, piece in enumerate(whole)
