@@ -3,6 +3,7 @@ other images are decoded in fresh processes that the kernel stops at their CPU o
 limit, and a full queue answers 503 with Retry-After."""
 
 import asyncio
+import re
 import struct
 import time
 import urllib.error
@@ -162,7 +163,10 @@ def test_a_busy_server_answers_503_with_retry_after(grey_png: bytes) -> None:
     with running_server(DIGIT_CANVAS_DECODE_SLOTS="1", DIGIT_CANVAS_DECODE_QUEUE="0") as server:
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(post_image, server.url, large)
-            time.sleep(0.15)
+            # The photo takes 0.1 to 0.3 s: not a fixed wait, which a fast machine outran.
+            deadline = time.monotonic() + 10
+            while requests_in_progress(server.url) < 2 and time.monotonic() < deadline:
+                time.sleep(0.005)
             second = pool.submit(post_image, server.url, grey_png)
             statuses = {first.result()[0], second.result()[0]}
             busy = [result for result in (first.result(), second.result()) if result[0] == 503]
@@ -170,6 +174,14 @@ def test_a_busy_server_answers_503_with_retry_after(grey_png: bytes) -> None:
         assert busy[0][1]["Retry-After"] == "1"
         # Free again: the same drawing is read.
         assert post_image(server.url, grey_png)[0] == 200
+
+
+def requests_in_progress(url: str) -> float:
+    """The server's gauge of requests in progress, this one for its metrics included."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        metrics = response.read().decode()
+    gauge = re.search(r"^digit_canvas_http_requests_in_progress (\S+)$", metrics, re.MULTILINE)
+    return float(gauge.group(1))
 
 
 def post_image(url: str, data: bytes) -> tuple[int, Message]:
