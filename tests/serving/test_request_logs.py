@@ -17,7 +17,7 @@ from app.serving.json_logs import JsonFormatter
 from app.serving.request_logs import REQUEST_LOGGER
 from app.serving.settings import Settings
 from tests.conftest import running_server
-from tests.serving.test_server import listening_workers
+from tests.serving.test_server import wait_for
 
 PNG = {"Content-Type": "image/png"}
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
@@ -122,6 +122,11 @@ def test_an_error_is_one_json_line_with_its_traceback() -> None:
     assert entry["exception"].endswith("RuntimeError: the model file vanished")
 
 
+def started_applications(path: Path) -> int:
+    """How many of the server's processes have logged that their application started."""
+    return path.read_text().count('"message": "Application startup complete."')
+
+
 def read_json_lines(path: Path) -> list[dict]:
     """Every line of the file, each of which must be a JSON object."""
     lines = path.read_text().splitlines()
@@ -143,7 +148,8 @@ def test_the_real_server_logs_json_from_start_to_stop(
     output = tmp_path / "server.log"
     settings = {"WORKERS": workers, "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
     with running_server(output=output, **settings) as server:
-        listening_workers(server.port, int(workers))  # each has started its application
+        # Gunicorn's workers listen before their application has started: wait for the logs.
+        wait_for(lambda: started_applications(output) == int(workers), "every worker's application")
         connection = http.client.HTTPConnection(f"127.0.0.1:{server.port}", timeout=30)
         headers = {**PNG, "X-Request-ID": "from-the-balancer-1"}
         connection.request("POST", "/api/predict", body=seven_png, headers=headers)
