@@ -3,7 +3,6 @@ other images are decoded in fresh processes that the kernel stops at their CPU o
 limit, and a full queue answers 503 with Retry-After."""
 
 import asyncio
-import re
 import struct
 import time
 import urllib.error
@@ -23,9 +22,12 @@ from app.serving.isolation import IsolatedPreprocessing, ServiceBusyError
 from app.serving.preprocessing import ImageTooLargeError, PreprocessError
 from tests.conftest import encode, running_server
 from tests.serving.isolated_work import allocate, burn_cpu
+from tests.serving.test_server import wait_for
+from tests.serving.test_worker_metrics import scrape
 
 PNG = {"Content-Type": "image/png"}
 JPEG = {"Content-Type": "image/jpeg"}
+IN_PROGRESS = "digit_canvas_http_requests_in_progress"
 
 
 def chunk(kind: bytes, payload: bytes) -> bytes:
@@ -164,9 +166,13 @@ def test_a_busy_server_answers_503_with_retry_after(grey_png: bytes) -> None:
         with ThreadPoolExecutor(2) as pool:
             first = pool.submit(post_image, server.url, large)
             # The photo takes 0.1 to 0.3 s: not a fixed wait, which a fast machine outran.
-            deadline = time.monotonic() + 10
-            while requests_in_progress(server.url) < 2 and time.monotonic() < deadline:
-                time.sleep(0.005)
+            # In progress: the photo and the scrape itself.
+            wait_for(
+                lambda: scrape(server.url)[(IN_PROGRESS, frozenset())] == 2,
+                "the photo in progress",
+                timeout=10,
+                interval=0.005,
+            )
             second = pool.submit(post_image, server.url, grey_png)
             statuses = {first.result()[0], second.result()[0]}
             busy = [result for result in (first.result(), second.result()) if result[0] == 503]
@@ -174,14 +180,6 @@ def test_a_busy_server_answers_503_with_retry_after(grey_png: bytes) -> None:
         assert busy[0][1]["Retry-After"] == "1"
         # Free again: the same drawing is read.
         assert post_image(server.url, grey_png)[0] == 200
-
-
-def requests_in_progress(url: str) -> float:
-    """The server's gauge of requests in progress, this one for its metrics included."""
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-        metrics = response.read().decode()
-    gauge = re.search(r"^digit_canvas_http_requests_in_progress (\S+)$", metrics, re.MULTILINE)
-    return float(gauge.group(1))
 
 
 def post_image(url: str, data: bytes) -> tuple[int, Message]:

@@ -62,11 +62,13 @@ def owners(inodes: set[int]) -> dict[int, int]:
     return counts
 
 
-def wait_for(condition: Callable[[], object], what: str, timeout: float = 60) -> object:
+def wait_for(
+    condition: Callable[[], object], what: str, timeout: float = 60, interval: float = 0.1
+) -> object:
     deadline = time.monotonic() + timeout
     while not (result := condition()):
         assert time.monotonic() < deadline, f"not in {timeout} s: {what}"
-        time.sleep(0.1)
+        time.sleep(interval)
     return result
 
 
