@@ -177,6 +177,30 @@ def test_digits_that_touch_are_read_as_two_when_that_is_likelier(
     assert client.post("/api/read", content=png, headers=PNG).json()["number"] == "42"
 
 
+def test_a_digit_whose_stroke_came_apart_is_read_as_one_when_that_is_likelier(
+    client: TestClient, mnist: MnistData
+) -> None:
+    # A 9 of the training digits whose loop and stem are two pieces side by side, sharing
+    # almost no columns, each a digit's share high, in "95" as the evaluation writes numbers:
+    # read apart, "615"; read both ways, the 9 is the likelier reading.
+    style = random_number_style(np.random.default_rng(191348585), 2, "apart")
+    png = write_number(mnist.x_train[[57072, 43937]], style).image
+    loop, stem, five = read_digits(png, Limits())
+    assert loop.with_next is not None
+    assert stem.with_next is None and five.with_next is None
+    body = client.post("/api/read", content=png, headers=PNG).json()
+    assert body["number"] == "95"
+    assert body["digits"][0]["box"] == list(loop.with_next.box)
+    # A "1" beside a "0" half its height, as near: read both ways too, it stays "10".
+    image = Image.new("L", (400, 260), 0)
+    pen = ImageDraw.Draw(image)
+    pen.line((150, 40, 150, 220), fill=255, width=12)
+    pen.ellipse((175, 120, 245, 220), outline=255, width=12)
+    one, zero = read_digits(encode(image), Limits())
+    assert one.with_next is not None and zero.with_next is None
+    assert client.post("/api/read", content=encode(image), headers=PNG).json()["number"] == "10"
+
+
 def test_a_flat_zero_between_taller_digits_is_one_digit() -> None:
     # "101" with the 0 written flat and open at the top: much wider than its own height, and
     # crossed by a single stroke below the opening, but not wider than the number's digits
