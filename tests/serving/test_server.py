@@ -219,10 +219,11 @@ def test_sighup_replaces_the_workers_while_the_service_answers(seven_png: bytes)
 def predict_retrying_a_reset(server: RunningServer, png: bytes) -> int:
     """A prediction on a new connection, asked again if the connection was reset: one that
     waited at a retiring worker's own socket is reset when it closes (SO_REUSEPORT; the
-    kernel hands such connections over only with net.ipv4.tcp_migrate_req=1)."""
+    kernel hands such connections over only with net.ipv4.tcp_migrate_req=1). Reset while
+    the request is still being sent, it is a broken pipe to the client."""
     try:
         return predict_on_new_connection(server, png)
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
         return predict_on_new_connection(server, png)
 
 
