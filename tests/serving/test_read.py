@@ -181,8 +181,8 @@ def test_a_digit_whose_stroke_came_apart_is_read_as_one_when_that_is_likelier(
     client: TestClient, mnist: MnistData
 ) -> None:
     # A 9 of the training digits whose loop and stem are two pieces side by side, sharing
-    # almost no columns, each a digit's share high, in "95" as the evaluation writes numbers:
-    # read apart, "615"; read both ways, the 9 is the likelier reading.
+    # almost no columns, each over half the 9's height, in "95" as the evaluation writes
+    # numbers: read apart, "615"; read both ways, the 9 is the likelier reading.
     style = random_number_style(np.random.default_rng(191348585), 2, "apart")
     png = write_number(mnist.x_train[[57072, 43937]], style).image
     loop, stem, five = read_digits(png, Limits())
