@@ -60,18 +60,22 @@ def refusal_of(error: PreprocessError | ServiceBusyError) -> ImageError:
     return ImageError(status=error.status_code, detail=str(error), reason=error.reason)
 
 
-async def preprocess_error(request: Request, error: PreprocessError) -> JSONResponse:
+def refused(
+    error: PreprocessError | ServiceBusyError, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The answer to a refused image: its status, and its detail and reason in the body."""
     refusal = refusal_of(error)
-    return JSONResponse(refusal.model_dump(exclude={"status"}), status_code=refusal.status)
+    return JSONResponse(
+        refusal.model_dump(exclude={"status"}), status_code=refusal.status, headers=headers
+    )
+
+
+async def preprocess_error(request: Request, error: PreprocessError) -> JSONResponse:
+    return refused(error)
 
 
 async def service_busy(request: Request, error: ServiceBusyError) -> JSONResponse:
-    refusal = refusal_of(error)
-    return JSONResponse(
-        refusal.model_dump(exclude={"status"}),
-        status_code=refusal.status,
-        headers={"Retry-After": str(error.retry_after)},
-    )
+    return refused(error, {"Retry-After": str(error.retry_after)})
 
 
 async def client_gone(request: Request, error: ClientDisconnect) -> Response:
