@@ -201,6 +201,34 @@ def test_a_digit_whose_stroke_came_apart_is_read_as_one_when_that_is_likelier(
     assert client.post("/api/read", content=encode(image), headers=PNG).json()["number"] == "10"
 
 
+def test_digits_leaning_into_each_others_columns_are_read_as_two_when_that_is_likelier(
+    client: TestClient,
+) -> None:
+    # "21" with the 1 slanted over the end of the 2's base, not touching it: two pieces
+    # sharing columns, merged as one digit, were read "2".
+    image = Image.new("L", (400, 260), 0)
+    pen = ImageDraw.Draw(image)
+    pen.arc((40, 40, 160, 140), start=180, end=30, fill=255, width=12)
+    pen.line((152, 112, 50, 215), fill=255, width=12)
+    pen.line((50, 215, 200, 215), fill=255, width=12)
+    pen.line((250, 40, 185, 190), fill=255, width=12)
+    (found,) = read_digits(encode(image), Limits())
+    assert found.split is not None
+    body = client.post("/api/read", content=encode(image), headers=PNG).json()
+    assert body["number"] == "21"
+    two, one = (digit["box"] for digit in body["digits"])
+    assert two[0] == pytest.approx(40, abs=4) and one[0] + one[2] == pytest.approx(256, abs=4)
+    # A wide "0" in two strokes, one over the other: its two strokes span each other's
+    # middle, so it is one digit only.
+    image = Image.new("L", (400, 260), 0)
+    pen = ImageDraw.Draw(image)
+    pen.arc((60, 40, 340, 220), start=150, end=330, fill=255, width=12)
+    pen.arc((70, 50, 350, 230), start=350, end=130, fill=255, width=12)
+    (found,) = read_digits(encode(image), Limits())
+    assert found.split is None
+    assert client.post("/api/read", content=encode(image), headers=PNG).json()["number"] == "0"
+
+
 def test_a_flat_zero_between_taller_digits_is_one_digit() -> None:
     # "101" with the 0 written flat and open at the top: much wider than its own height, and
     # crossed by a single stroke below the opening, but not wider than the number's digits
