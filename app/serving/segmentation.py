@@ -349,12 +349,15 @@ def overlapping_parts(
     """A piece of several strokes that may be two digits leaning into each other's columns
     (see MAYBE_TOUCHING_ASPECT): its strokes in two groups, left and right, each at least
     FRAGMENT_HEIGHT of a digit high, sharing the fewest columns; None if it is not that wide
-    or has no such groups (a "5" whose bar was lifted off)."""
-    if len(piece.labels) < 2 or piece.width <= MAYBE_TOUCHING_ASPECT * height:
+    or has no such groups (a "5" whose bar was lifted off).
+
+    Past a digit's few strokes (FEW_LABELS), a scribble or noise: never grouped, each stroke
+    would take a pass over the piece (a wide drawing of 15,000 dots read for minutes)."""
+    if not 2 <= len(piece.labels) <= FEW_LABELS or piece.width <= MAYBE_TOUCHING_ASPECT * height:
         return None
-    right = piece.left + piece.width
+    end = piece.left + piece.width
     strokes = sorted(
-        (pieces_of(labelled, frozenset([label]), piece.left, right) for label in piece.labels),
+        (pieces_of(labelled, frozenset([label]), piece.left, end) for label in piece.labels),
         key=lambda stroke: stroke.centre_x,
     )
     groups = [

@@ -366,6 +366,17 @@ def test_more_specks_than_16_bit_labels_hold_are_read_as_one_scribble() -> None:
     assert [(digit.width, digit.height, digit.area) for digit in digits] == [(519, 519, 67600)]
 
 
+def test_a_wide_scribble_of_many_dots_is_read_as_one_digit(client: TestClient) -> None:
+    # 15,600 dots, wider than high: one piece of more strokes than a digit has, read as a
+    # single digit, never tried as two groups of strokes (a pass over it for each dot).
+    ink = np.zeros((200, 700), np.uint8)
+    ink[::3, ::3] = 255
+    (found,) = read_digits(encode(Image.fromarray(ink)), Limits())
+    assert found.split is None and found.with_next is None
+    body = client.post("/api/read", content=encode(Image.fromarray(ink)), headers=PNG).json()
+    assert len(body["digits"]) == 1
+
+
 def test_boxes_map_back_to_a_large_photo(mnist: MnistData) -> None:
     # A 2400x800 photo is read at a reduced size; its boxes are in the photo's own pixels.
     png, number, columns = number_drawing(mnist, [1, 2])
