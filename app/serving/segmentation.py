@@ -201,7 +201,7 @@ def merged_while(pieces: list[Piece], belong: Callable[[Piece, Piece], bool]) ->
 
 def gap_between(one: Piece, other: Piece) -> int:
     """Columns between two pieces (0 if they share some)."""
-    return max(0, max(one.left, other.left) - min(one.left + one.width, other.left + other.width))
+    return max(0, -columns_shared(one, other))
 
 
 def distance_between(one: Piece, other: Piece) -> int:

@@ -212,9 +212,10 @@ def test_digits_leaning_into_each_others_columns_are_read_as_two_when_that_is_li
     pen.line((152, 112, 50, 215), fill=255, width=12)
     pen.line((50, 215, 200, 215), fill=255, width=12)
     pen.line((250, 40, 185, 190), fill=255, width=12)
-    (found,) = read_digits(encode(image), Limits())
+    png = encode(image)
+    (found,) = read_digits(png, Limits())
     assert found.split is not None
-    body = client.post("/api/read", content=encode(image), headers=PNG).json()
+    body = client.post("/api/read", content=png, headers=PNG).json()
     assert body["number"] == "21"
     two, one = (digit["box"] for digit in body["digits"])
     assert two[0] == pytest.approx(40, abs=4) and one[0] + one[2] == pytest.approx(256, abs=4)
@@ -224,9 +225,10 @@ def test_digits_leaning_into_each_others_columns_are_read_as_two_when_that_is_li
     pen = ImageDraw.Draw(image)
     pen.arc((60, 40, 340, 220), start=150, end=330, fill=255, width=12)
     pen.arc((70, 50, 350, 230), start=350, end=130, fill=255, width=12)
-    (found,) = read_digits(encode(image), Limits())
+    png = encode(image)
+    (found,) = read_digits(png, Limits())
     assert found.split is None
-    assert client.post("/api/read", content=encode(image), headers=PNG).json()["number"] == "0"
+    assert client.post("/api/read", content=png, headers=PNG).json()["number"] == "0"
 
 
 def test_a_flat_zero_between_taller_digits_is_one_digit() -> None:
@@ -371,9 +373,10 @@ def test_a_wide_scribble_of_many_dots_is_read_as_one_digit(client: TestClient) -
     # single digit, never tried as two groups of strokes (a pass over it for each dot).
     ink = np.zeros((200, 700), np.uint8)
     ink[::3, ::3] = 255
-    (found,) = read_digits(encode(Image.fromarray(ink)), Limits())
+    png = encode(Image.fromarray(ink))
+    (found,) = read_digits(png, Limits())
     assert found.split is None and found.with_next is None
-    body = client.post("/api/read", content=encode(Image.fromarray(ink)), headers=PNG).json()
+    body = client.post("/api/read", content=png, headers=PNG).json()
     assert len(body["digits"]) == 1
 
 
