@@ -201,6 +201,22 @@ def test_a_digit_whose_stroke_came_apart_is_read_as_one_when_that_is_likelier(
     assert client.post("/api/read", content=encode(image), headers=PNG).json()["number"] == "10"
 
 
+def test_the_broken_off_end_of_a_stroke_is_read_with_its_digit_when_that_is_likelier(
+    client: TestClient, mnist: MnistData
+) -> None:
+    # A 9 of the training digits whose stem's end broke off a stroke or two to its right, in
+    # "95" as the evaluation writes numbers: too far to join, too wide with the 9 for a
+    # digit that came apart, the end was a "1" of its own, "915". Read both ways, "95".
+    style = random_number_style(np.random.default_rng(1139466370), 2, "apart")
+    png = write_number(mnist.x_train[[46701, 38689]], style).image
+    nine, end, _ = read_digits(png, Limits())
+    assert end.box[3] < nine.box[3] / 2
+    assert nine.with_next is not None and end.with_next is None
+    body = client.post("/api/read", content=png, headers=PNG).json()
+    assert body["number"] == "95"
+    assert body["digits"][0]["box"] == list(nine.with_next.box)
+
+
 def test_digits_leaning_into_each_others_columns_are_read_as_two_when_that_is_likelier(
     client: TestClient,
 ) -> None:
