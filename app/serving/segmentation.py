@@ -84,13 +84,13 @@ TOUCHING_ASPECT = 1.25
 # tall), or one wide digit: it is read both ways, and the network's answers choose (see
 # chosen_digits). Cut by width alone, such pieces cost 84 of 3,000 numbers of validation
 # digits an extra digit.
-MAYBE_TOUCHING_ASPECT = 1.0
 # A piece that wide made of several strokes, merged as sharing columns, may be two digits
 # leaning into each other (a slanted "1" over the end of a "2"'s base): its strokes are read
 # in two groups too (see overlapping_parts). On seeded numbers of validation digits, 7 read
 # right that did not, none the other way: apart 0.9467 (was 0.9463), tight 0.9320 (0.9300),
 # overlapping 0.774 (0.772). Groups that span each other's middle are one digit: a "0" in
 # two strokes, one over the other, read as "12" in 3 numbers.
+MAYBE_TOUCHING_ASPECT = 1.0
 # Two pieces side by side, together no wider than this many times a digit's height and one
 # of them less high than SHORT_PART of the two together, may be one digit whose stroke came
 # apart (a 9 whose loop and stem broke, the loop of a 6 beside its stem): they are read both
